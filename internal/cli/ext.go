@@ -1,8 +1,24 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
 	"github.com/spf13/cobra"
+	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/merge"
+	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/rootfs"
 )
 
 const (
@@ -10,6 +26,573 @@ const (
 	classConfext = imageclass.Confext
 )
 
+// extFlags are systemd-sysext's options.
+type extFlags struct {
+	root          string
+	force         bool
+	mutable       string
+	noexec        string
+	noReload      bool
+	json          string
+	noLegend      bool
+	noPager       bool
+	imagePolicy   string
+	alwaysRefresh string
+	dryRun        bool
+}
+
 func newExtCommand(env *Env, use string, class imageclass.Class) *cobra.Command {
-	return &cobra.Command{Use: use, Short: "Merge " + class.String() + " images"}
+	f := &extFlags{}
+	cmd := &cobra.Command{
+		Use:   use + " [VERB]",
+		Short: fmt.Sprintf("Merge %s images over %s (systemd-%s compatible)", class, strings.Join(class.DefaultHierarchies(), " and "), class),
+		Long: fmt.Sprintf(`Activate %s images: merge them as overlays over %s, exactly as
+systemd-%s does, and explain which images apply and why.
+
+Verbs: status (default), merge, unmerge, refresh, list, check IMAGE.`, class, strings.Join(class.DefaultHierarchies(), ", "), class),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runStatus(cmd.Context(), env, class, f) },
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.root, "root", "", "operate on an alternate root directory")
+	pf.BoolVar(&f.force, "force", false, "ignore version incompatibilities")
+	pf.StringVar(&f.mutable, "mutable", "", "mutability mode: no, yes, auto, import, ephemeral, ephemeral-import (or a boolean)")
+	pf.StringVar(&f.noexec, "noexec", "", "force (or forbid) noexec on the merged hierarchies")
+	pf.BoolVar(&f.noReload, "no-reload", false, "do not reload the service manager after merging")
+	pf.StringVar(&f.json, "json", "off", "output as JSON: pretty, short or off")
+	pf.BoolVar(&f.noLegend, "no-legend", false, "do not print table headers")
+	pf.BoolVar(&f.noPager, "no-pager", false, "do not pipe output into a pager (accepted for compatibility)")
+	pf.StringVar(&f.imagePolicy, "image-policy", "", "image policy for raw images (systemd.image-policy syntax)")
+	pf.StringVar(&f.alwaysRefresh, "always-refresh", "", "refresh even when nothing changed")
+	pf.Lookup("always-refresh").NoOptDefVal = "yes"
+	pf.Lookup("noexec").NoOptDefVal = "yes"
+
+	add := func(use, short string, run func(context.Context) error) *cobra.Command {
+		c := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
+			RunE: func(c *cobra.Command, _ []string) error { return run(c.Context()) }}
+		cmd.AddCommand(c)
+		return c
+	}
+	add("status", "Show the merge state of each hierarchy", func(ctx context.Context) error { return runStatus(ctx, env, class, f) })
+	m := add("merge", "Merge the extension images", func(ctx context.Context) error { return runMerge(ctx, env, class, f, false) })
+	m.Flags().BoolVar(&f.dryRun, "dry-run", false, "print the mount plan without mounting anything")
+	r := add("refresh", "Replace the merge with the current images (no gap)", func(ctx context.Context) error { return runMerge(ctx, env, class, f, true) })
+	r.Flags().BoolVar(&f.dryRun, "dry-run", false, "print the mount plan without mounting anything")
+	add("unmerge", "Remove the merged extensions", func(ctx context.Context) error { return runUnmerge(ctx, env, class, f) })
+	add("list", "List discovered images with their status and the reason", func(ctx context.Context) error { return runList(ctx, env, class, f) })
+
+	var osRelease string
+	check := &cobra.Command{
+		Use:   "check IMAGE",
+		Short: "Tell whether IMAGE would merge on this host (or the one given by --os-release) and why",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runCheck(env, class, f, args[0], osRelease)
+		},
+	}
+	check.Flags().StringVar(&osRelease, "os-release", "", "judge against this os-release file instead of the host's")
+	cmd.AddCommand(check)
+	return cmd
+}
+
+// engine builds a merge engine from flags, environment and the
+// configuration file, with systemd's precedence: command line over
+// environment over configuration file.
+func engine(env *Env, class imageclass.Class, f *extFlags) (*merge.Engine, error) {
+	root := rootfs.Clean(f.root)
+	if f.root != "" {
+		abs, err := filepath.Abs(f.root)
+		if err != nil {
+			return nil, err
+		}
+		fi, err := os.Stat(abs)
+		if err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("failed to resolve --root='%s': not a directory", f.root)
+		}
+		root = abs
+	}
+	e := &merge.Engine{Class: class, Root: root, Force: f.force, Log: env.Log, Mode: merge.MutableNo}
+	e.Hierarchies = class.DefaultHierarchies()
+	if v, ok := os.LookupEnv(class.HierarchiesEnv()); ok {
+		hs, err := merge.ParseHierarchies(class.HierarchiesEnv(), v)
+		if err != nil {
+			return nil, err
+		}
+		e.Hierarchies = hs
+	}
+	if v, ok := os.LookupEnv(class.OverlayOptionsEnv()); ok {
+		e.OverlayOptions = &v
+	}
+	e.OSRelease = os.Getenv("SYSTEMD_OS_RELEASE")
+
+	cfg, warnings, err := merge.LoadConfig(root, class)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		env.Log.Warn(w)
+	}
+	modeSet := false
+	if v, ok := os.LookupEnv(class.MutableEnv()); ok {
+		m, err := merge.ParseMode(v)
+		if err != nil {
+			env.Log.Warn(fmt.Sprintf("Failed to parse %s environment variable value '%s'. Ignoring.", class.MutableEnv(), v))
+		} else {
+			e.Mode, modeSet = m, true
+		}
+	}
+	if f.mutable != "" {
+		if f.mutable == "help" {
+			return nil, errMutableHelp
+		}
+		m, err := merge.ParseMode(f.mutable)
+		if err != nil {
+			return nil, fmt.Errorf("failed to parse argument to --mutable=: %w", err)
+		}
+		e.Mode, modeSet = m, true
+	}
+	if !modeSet && cfg.Mutable != nil {
+		e.Mode = *cfg.Mutable
+	}
+	policy := class.DefaultImagePolicy()
+	if cfg.ImagePolicy != nil {
+		policy = *cfg.ImagePolicy
+	}
+	if f.imagePolicy != "" {
+		policy = f.imagePolicy
+	}
+	if e.Policy, err = merge.ParsePolicy(policy); err != nil {
+		return nil, fmt.Errorf("--image-policy: %w", err)
+	}
+	if f.noexec != "" {
+		b, err := osrelease.ParseBool(f.noexec)
+		if err != nil {
+			return nil, fmt.Errorf("failed to parse --noexec= argument %q: want a boolean", f.noexec)
+		}
+		e.Noexec = &b
+	}
+	if f.alwaysRefresh != "" {
+		b, err := osrelease.ParseBool(f.alwaysRefresh)
+		if err != nil {
+			return nil, fmt.Errorf("failed to parse --always-refresh= argument %q: want a boolean", f.alwaysRefresh)
+		}
+		e.AlwaysRefresh = b
+	}
+	return e, nil
+}
+
+var errMutableHelp = errors.New("mutable help")
+
+func printMutableHelp(w io.Writer) error {
+	fmt.Fprintln(w, "Known mutability modes:")
+	for _, m := range merge.Modes {
+		fmt.Fprintln(w, string(m))
+	}
+	return nil
+}
+
+func jsonMode(f *extFlags) (string, error) {
+	switch f.json {
+	case "", "off":
+		return "", nil
+	case "pretty", "short":
+		return f.json, nil
+	}
+	return "", fmt.Errorf("unknown --json= mode %q (want pretty, short or off)", f.json)
+}
+
+func writeJSON(w io.Writer, mode string, v any) error {
+	var b []byte
+	var err error
+	if mode == "pretty" {
+		b, err = json.MarshalIndent(v, "", "  ")
+	} else {
+		b, err = json.Marshal(v)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+type statusRow struct {
+	Hierarchy  string   `json:"hierarchy"`
+	Extensions []string `json:"extensions"`
+	Since      *int64   `json:"since"`
+}
+
+func runStatus(_ context.Context, env *Env, class imageclass.Class, f *extFlags) error {
+	e, err := engine(env, class, f)
+	if err != nil {
+		return handleMutableHelp(env, err)
+	}
+	jm, err := jsonMode(f)
+	if err != nil {
+		return err
+	}
+	states, err := e.Status()
+	if err != nil {
+		return err
+	}
+	rows := make([]statusRow, 0, len(states))
+	for _, st := range states {
+		r := statusRow{Hierarchy: st.Hierarchy, Extensions: []string{}}
+		if st.Ours {
+			r.Extensions = append(r.Extensions, st.Extensions...)
+			since := st.Since
+			r.Since = &since
+		}
+		rows = append(rows, r)
+	}
+	if jm != "" {
+		return writeJSON(env.Stdout, jm, rows)
+	}
+	t := newTable("HIERARCHY", "EXTENSIONS", "SINCE")
+	for _, r := range rows {
+		exts, since := "none", ""
+		if r.Since != nil {
+			exts = strings.Join(r.Extensions, ", ")
+			if exts == "" {
+				exts = "(none, mutable only)"
+			}
+			since = time.UnixMicro(*r.Since).Format("Mon 2006-01-02 15:04:05 MST")
+		}
+		t.row(r.Hierarchy, exts, since)
+	}
+	return t.write(env.Stdout, !f.noLegend)
+}
+
+func handleMutableHelp(env *Env, err error) error {
+	if errors.Is(err, errMutableHelp) {
+		return printMutableHelp(env.Stdout)
+	}
+	return err
+}
+
+func runMerge(ctx context.Context, env *Env, class imageclass.Class, f *extFlags, refresh bool) error {
+	e, err := engine(env, class, f)
+	if err != nil {
+		return handleMutableHelp(env, err)
+	}
+	jm, err := jsonMode(f)
+	if err != nil {
+		return err
+	}
+	if f.dryRun {
+		plan, a, err := e.DryRun()
+		if err != nil {
+			return err
+		}
+		if jm != "" {
+			return writeJSON(env.Stdout, jm, planJSON(plan, a))
+		}
+		printPlan(env.Stdout, plan, a)
+		return nil
+	}
+	var res merge.Result
+	if refresh {
+		res, err = e.Refresh(ctx)
+	} else {
+		res, err = e.Merge(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if !f.noReload && f.root == "" && res.Plan.Reload && !res.Skipped {
+		reloadManager(env)
+	} else if res.Plan.Reload && !res.Skipped {
+		env.Log.Debug("Skipping service manager reload (--no-reload or --root).")
+	}
+	return nil
+}
+
+func runUnmerge(ctx context.Context, env *Env, class imageclass.Class, f *extFlags) error {
+	e, err := engine(env, class, f)
+	if err != nil {
+		return handleMutableHelp(env, err)
+	}
+	reload := false
+	if !f.noReload && f.root == "" {
+		reload = mergedWantsReload(e)
+	}
+	if _, err := e.Unmerge(ctx); err != nil {
+		return err
+	}
+	if reload {
+		reloadManager(env)
+	}
+	return nil
+}
+
+// mergedWantsReload reads EXTENSION_RELOAD_MANAGER from the merged
+// extension-release files, before they go away.
+func mergedWantsReload(e *merge.Engine) bool {
+	states, err := e.Status()
+	if err != nil {
+		return false
+	}
+	for _, st := range states {
+		for _, n := range st.Extensions {
+			rel, err := image.ReadRelease(image.DirTree{Root: rootfs.Join(e.Root, "/")}, e.Class, n)
+			if err != nil {
+				continue
+			}
+			if b, err := osrelease.ParseBool(rel.Fields["EXTENSION_RELOAD_MANAGER"]); err == nil && b {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// reloadManager asks systemd (PID 1) to reload its units, so services
+// shipped in extensions are seen; it says so when PID 1 is not systemd.
+func reloadManager(env *Env) {
+	if fi, err := os.Stat("/run/systemd/system"); err != nil || !fi.IsDir() {
+		env.Log.Info("Skipping service manager reload requested by EXTENSION_RELOAD_MANAGER=1: PID 1 is not systemd.")
+		return
+	}
+	out, err := exec.Command("systemctl", "daemon-reload").CombinedOutput()
+	if err != nil {
+		env.Log.Warn(fmt.Sprintf("Failed to reload the service manager: %v: %s", err, strings.TrimSpace(string(out))))
+		return
+	}
+	env.Log.Info("Reloaded the service manager.")
+}
+
+type listRow struct {
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Path   string `json:"path"`
+	Time   *int64 `json:"time"`
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func runList(_ context.Context, env *Env, class imageclass.Class, f *extFlags) error {
+	e, err := engine(env, class, f)
+	if err != nil {
+		return handleMutableHelp(env, err)
+	}
+	jm, err := jsonMode(f)
+	if err != nil {
+		return err
+	}
+	a, err := e.Assess()
+	if err != nil {
+		return err
+	}
+	var rows []listRow
+	for i, img := range a.Discovery.Images {
+		v := a.Verdicts[i]
+		st, reason := string(v.Status), v.Reason
+		if hs, ok := a.Merged[img.Name]; ok {
+			st, reason = string(merge.StatusMerged), "merged into "+strings.Join(hs, ", ")
+		} else if v.Use {
+			reason = "would merge into " + strings.Join(a.Candidates[i].Provides, ", ")
+			if len(a.Candidates[i].Provides) == 0 {
+				reason = "provides none of " + strings.Join(e.Hierarchies, ", ")
+			}
+		}
+		rows = append(rows, makeListRow(img, st, reason))
+	}
+	for _, s := range a.Discovery.Shadowed {
+		rows = append(rows, makeListRow(s.Image, string(merge.StatusShadowed), "masked by "+s.By))
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
+	if jm != "" {
+		if rows == nil {
+			rows = []listRow{}
+		}
+		return writeJSON(env.Stdout, jm, rows)
+	}
+	if len(rows) == 0 {
+		env.Log.Info("No OS extensions found.")
+		return nil
+	}
+	t := newTable("NAME", "TYPE", "PATH", "TIME", "STATUS", "REASON")
+	for _, r := range rows {
+		ts := ""
+		if r.Time != nil {
+			ts = time.UnixMicro(*r.Time).Format("Mon 2006-01-02 15:04:05 MST")
+		}
+		t.row(r.Name, r.Type, r.Path, ts, r.Status, r.Reason)
+	}
+	return t.write(env.Stdout, !f.noLegend)
+}
+
+func makeListRow(img image.Image, status, reason string) listRow {
+	r := listRow{Name: img.Name, Type: string(img.Kind), Path: img.Path, Status: status, Reason: reason}
+	if !img.Mtime.IsZero() {
+		us := img.Mtime.UnixMicro()
+		r.Time = &us
+	}
+	return r
+}
+
+type checkResult struct {
+	Image    string   `json:"image"`
+	Name     string   `json:"name"`
+	Class    string   `json:"class"`
+	Merges   bool     `json:"merges"`
+	Status   string   `json:"status"`
+	Reason   string   `json:"reason,omitempty"`
+	Provides []string `json:"provides"`
+	Release  any      `json:"extensionRelease,omitempty"`
+}
+
+func runCheck(env *Env, class imageclass.Class, f *extFlags, imagePath, osReleasePath string) error {
+	e, err := engine(env, class, f)
+	if err != nil {
+		return handleMutableHelp(env, err)
+	}
+	jm, err := jsonMode(f)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(imagePath)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", imagePath, err)
+	}
+	img := image.Image{Path: imagePath, Entry: imagePath, Mtime: fi.ModTime(), Size: fi.Size()}
+	var ok bool
+	base := filepath.Base(filepath.Clean(imagePath))
+	switch {
+	case fi.IsDir():
+		img.Kind = image.KindDirectory
+		img.Name, ok = image.NameOfDir(base, class)
+	case fi.Mode().IsRegular():
+		img.Kind = image.KindRaw
+		img.Name, ok = image.NameOfRaw(base, class)
+		if !ok {
+			// Accept any file name for checking; systemd would need .raw.
+			img.Name, ok = strings.TrimSuffix(base, filepath.Ext(base)), true
+		}
+	default:
+		img.Kind = image.KindBlock
+		img.Name, ok = base, image.NameIsValid(base)
+	}
+	if !ok {
+		return fmt.Errorf("check %s: %q is not a valid image name", imagePath, base)
+	}
+	var host osrelease.Host
+	if osReleasePath != "" {
+		rel, _, err := osrelease.ParseFile(osReleasePath)
+		if err != nil {
+			return err
+		}
+		host = osrelease.Host{Release: rel, Scope: "system", Architecture: osrelease.NativeArchitecture()}
+		if rel["ID"] == "" {
+			return fmt.Errorf("'ID' field not found or empty in %s", osReleasePath)
+		}
+	} else if host, err = e.HostRelease(); err != nil {
+		return err
+	}
+	cand := merge.ReadCandidate(img, class, e.Hierarchies, osrelease.NativeArchitecture())
+	v := merge.Evaluate([]merge.Candidate{cand}, class, host, f.force)[0]
+	res := checkResult{Image: imagePath, Name: img.Name, Class: class.String(), Merges: v.Use, Status: string(v.Status), Reason: v.Reason, Provides: cand.Provides}
+	if res.Provides == nil {
+		res.Provides = []string{}
+	}
+	if cand.Release.Fields != nil {
+		res.Release = cand.Release.Fields
+	}
+	if v.Use && len(cand.Provides) == 0 {
+		res.Merges, res.Status, res.Reason = false, string(merge.StatusEmpty), "provides none of "+strings.Join(e.Hierarchies, ", ")
+	}
+	if jm != "" {
+		if err := writeJSON(env.Stdout, jm, res); err != nil {
+			return err
+		}
+	} else if res.Merges {
+		fmt.Fprintf(env.Stdout, "%s: would merge as %s %q into %s\n", imagePath, class, img.Name, strings.Join(cand.Provides, ", "))
+	} else {
+		fmt.Fprintf(env.Stdout, "%s: would not merge: %s\n", imagePath, res.Reason)
+	}
+	if !res.Merges {
+		return &ExitError{Code: 1}
+	}
+	return nil
+}
+
+type planLayerJSON struct {
+	Kind string `json:"kind"`
+	Name string `json:"name,omitempty"`
+	Path string `json:"path"`
+}
+
+type planHierarchyJSON struct {
+	Hierarchy  string          `json:"hierarchy"`
+	Target     string          `json:"target"`
+	Extensions []string        `json:"extensions"`
+	Layers     []planLayerJSON `json:"layers"`
+	Upper      string          `json:"upperdir,omitempty"`
+	Work       string          `json:"workdir,omitempty"`
+	Flags      []string        `json:"flags"`
+	Options    string          `json:"options"`
+}
+
+type planJSONOut struct {
+	Class       string              `json:"class"`
+	Mutable     string              `json:"mutable"`
+	Extensions  []string            `json:"extensions"`
+	Hierarchies []planHierarchyJSON `json:"hierarchies"`
+	Ignored     []listRow           `json:"ignored"`
+}
+
+func planJSON(p merge.Plan, a merge.Assessment) planJSONOut {
+	out := planJSONOut{Class: p.Class.String(), Mutable: string(p.Mode), Extensions: p.Extensions, Hierarchies: []planHierarchyJSON{}, Ignored: []listRow{}}
+	if out.Extensions == nil {
+		out.Extensions = []string{}
+	}
+	for _, hp := range p.Hierarchies {
+		h := planHierarchyJSON{Hierarchy: hp.Hierarchy, Target: hp.Target, Extensions: hp.Extensions, Upper: hp.Upper, Work: hp.Work, Flags: merge.FlagNames(hp.Flags), Options: hp.Options}
+		if h.Extensions == nil {
+			h.Extensions = []string{}
+		}
+		for _, l := range hp.Layers {
+			h.Layers = append(h.Layers, planLayerJSON{Kind: string(l.Kind), Name: l.Name, Path: l.Path})
+		}
+		out.Hierarchies = append(out.Hierarchies, h)
+	}
+	for i, v := range a.Verdicts {
+		if !v.Use {
+			out.Ignored = append(out.Ignored, makeListRow(a.Discovery.Images[i], string(v.Status), v.Reason))
+		}
+	}
+	return out
+}
+
+func printPlan(w io.Writer, p merge.Plan, a merge.Assessment) {
+	if p.Empty() {
+		fmt.Fprintln(w, "Nothing to merge.")
+	} else {
+		fmt.Fprintf(w, "Would merge %d extension(s) (mutable: %s):\n", len(p.Extensions), p.Mode)
+	}
+	for _, hp := range p.Hierarchies {
+		fmt.Fprintf(w, "\n%s: overlay %s on %s\n", hp.Hierarchy, strings.Join(merge.FlagNames(hp.Flags), ","), hp.Target)
+		for i, l := range hp.Layers {
+			name := l.Name
+			if name == "" {
+				name = "-"
+			}
+			fmt.Fprintf(w, "  %2d  %-15s %-20s %s\n", i+1, l.Kind, name, l.Path)
+		}
+		if hp.Upper != "" {
+			fmt.Fprintf(w, "      upperdir %s\n      workdir  %s\n", hp.Upper, hp.Work)
+		}
+		fmt.Fprintf(w, "  options: %s\n", hp.Options)
+	}
+	first := true
+	for i, v := range a.Verdicts {
+		if v.Use {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nIgnored:")
+			first = false
+		}
+		fmt.Fprintf(w, "  %-20s %s\n", a.Discovery.Images[i].Name, v.Reason)
+	}
 }

@@ -1,0 +1,162 @@
+package image
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+
+	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/rootfs"
+	"golang.org/x/sys/unix"
+)
+
+// Tree is read access to the contents of an image: a mounted or plain
+// directory on the host, or a filesystem image read in user space.
+// Names are slash-separated and relative to the image root.
+type Tree interface {
+	// ReadFile follows symlinks, but never out of the tree.
+	ReadFile(name string, limit int64) ([]byte, error)
+	ReadDir(name string) ([]fs.DirEntry, error)
+	Lstat(name string) (fs.FileInfo, error)
+	// Stat follows symlinks within the tree.
+	Stat(name string) (fs.FileInfo, error)
+	Getxattr(name, attr string) ([]byte, error)
+}
+
+// ErrNoReleaseData means the image carries no extension-release file for
+// its name; systemd ignores such images.
+var ErrNoReleaseData = errors.New("carries no extension-release data")
+
+// ErrReleaseNotUnique means several extension-release files qualify.
+var ErrReleaseNotUnique = errors.New("more than one extension-release file qualifies")
+
+const maxReleaseSize = 64 << 10
+
+// Release is the extension-release file found in an image.
+type Release struct {
+	Fields   osrelease.Release
+	File     string // path inside the image
+	Warnings []osrelease.Warning
+}
+
+// ReadRelease finds and parses the extension-release file of image name
+// in t with systemd's rules: the exact file first; otherwise the one
+// regular file whose name matches the image name cut at '_' or '+', or
+// whose user.extension-release.strict xattr is false.
+func ReadRelease(t Tree, c imageclass.Class, name string) (Release, error) {
+	dir := c.ReleaseDir()
+	exact := c.ReleasePath(name)
+	data, err := t.ReadFile(exact, maxReleaseSize)
+	file := exact
+	if errors.Is(err, fs.ErrNotExist) {
+		file, err = findRelaxed(t, dir, name)
+		if err != nil {
+			return Release{}, err
+		}
+		data, err = t.ReadFile(file, maxReleaseSize)
+	}
+	if err != nil {
+		return Release{}, fmt.Errorf("read %s: %w", file, err)
+	}
+	fields, warns, err := osrelease.Parse(bytes.NewReader(data))
+	if err != nil {
+		return Release{}, fmt.Errorf("parse %s: %w", file, err)
+	}
+	return Release{Fields: fields, File: file, Warnings: warns}, nil
+}
+
+func findRelaxed(t Tree, dir, name string) (string, error) {
+	entries, err := t.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return "", ErrNoReleaseData
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", dir, err)
+	}
+	want := ExtractImageName(name)
+	var found []string
+	for _, e := range entries {
+		x, ok := strings.CutPrefix(e.Name(), "extension-release.")
+		if !ok || !NameIsValid(x) {
+			continue
+		}
+		p := path.Join(dir, e.Name())
+		fi, err := t.Lstat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if x == want || strictXattrFalse(t, p) {
+			found = append(found, p)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", ErrNoReleaseData
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("%w: %s", ErrReleaseNotUnique, strings.Join(found, ", "))
+}
+
+func strictXattrFalse(t Tree, p string) bool {
+	v, err := t.Getxattr(p, "user.extension-release.strict")
+	if err != nil {
+		return false
+	}
+	b, err := osrelease.ParseBool(strings.TrimRight(string(v), "\x00\n"))
+	return err == nil && !b
+}
+
+// DirTree is a Tree backed by a directory on the host, every lookup
+// confined to it.
+type DirTree struct{ Root string }
+
+func (d DirTree) ReadFile(name string, limit int64) ([]byte, error) {
+	return rootfs.ReadFile(d.Root, name, limit)
+}
+
+func (d DirTree) ReadDir(name string) ([]fs.DirEntry, error) {
+	f, err := rootfs.Open(d.Root, name, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
+}
+
+func (d DirTree) Lstat(name string) (fs.FileInfo, error) {
+	dir, base := path.Split(path.Clean("/" + name))
+	p, err := rootfs.Chase(d.Root, dir)
+	if err != nil {
+		return nil, err
+	}
+	return os.Lstat(path.Join(p, base))
+}
+
+func (d DirTree) Stat(name string) (fs.FileInfo, error) {
+	fi, _, err := rootfs.Stat(d.Root, name)
+	return fi, err
+}
+
+func (d DirTree) Getxattr(name, attr string) ([]byte, error) {
+	dir, base := path.Split(path.Clean("/" + name))
+	p, err := rootfs.Chase(d.Root, dir)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 256)
+	n, err := unix.Lgetxattr(path.Join(p, base), attr, buf)
+	if err != nil {
+		if err == unix.ENODATA {
+			return nil, fmt.Errorf("xattr %s of %s: %w", attr, name, fs.ErrNotExist)
+		}
+		return nil, &os.PathError{Op: "getxattr", Path: name, Err: err}
+	}
+	return buf[:n], nil
+}

@@ -1,0 +1,723 @@
+package merge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/stratalinux/strata/internal/image"
+	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/rootfs"
+	"golang.org/x/sys/unix"
+)
+
+// moveMountBeneath is MOVE_MOUNT_BENEATH (Linux 6.5), missing from x/sys.
+const moveMountBeneath = 0x00000200
+
+// Engine merges, refreshes and unmerges the extensions of one class.
+type Engine struct {
+	Class       imageclass.Class
+	Root        string   // "/" unless --root
+	Hierarchies []string // e.g. /usr, /opt
+	Mode        Mode
+	Force       bool
+	Noexec      *bool
+	// OverlayOptions is the value of SYSTEMD_*_OVERLAYFS_MOUNT_OPTIONS
+	// when set.
+	OverlayOptions *string
+	// OSRelease overrides the host os-release path inside the root
+	// (SYSTEMD_OS_RELEASE).
+	OSRelease     string
+	AlwaysRefresh bool
+	Policy        Policy
+	Arch          string
+	Log           *slog.Logger
+	// StagingParent is where the private staging directory is made;
+	// default /run/strata (or the temp directory if /run is missing).
+	StagingParent string
+}
+
+// Result says what a merge or refresh did.
+type Result struct {
+	Plan      Plan
+	Verdicts  []Verdict
+	Skipped   bool     // refresh found nothing changed
+	Unmerged  []string // hierarchies whose merge was removed
+	NothingUp bool     // no extension applied
+}
+
+// ErrAlreadyMerged is returned by Merge when a hierarchy already carries a
+// merge of ours.
+var ErrAlreadyMerged = errors.New("already merged")
+
+func (e *Engine) log() *slog.Logger {
+	if e.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.Log
+}
+
+func (e *Engine) arch() string {
+	if e.Arch == "" {
+		return osrelease.NativeArchitecture()
+	}
+	return e.Arch
+}
+
+// HostRelease reads the host's os-release inside the root:
+// $SYSTEMD_OS_RELEASE, else /etc/os-release, else /usr/lib/os-release.
+func (e *Engine) HostRelease() (osrelease.Host, error) {
+	paths := []string{"/etc/os-release", "/usr/lib/os-release"}
+	if e.OSRelease != "" {
+		paths = []string{e.OSRelease}
+	}
+	var lastErr error
+	for _, p := range paths {
+		data, err := rootfs.ReadFile(e.Root, p, 1<<20)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		rel, _, err := osrelease.Parse(strings.NewReader(string(data)))
+		if err != nil {
+			return osrelease.Host{}, fmt.Errorf("parse %s of OS tree %s: %w", p, rootfs.Clean(e.Root), err)
+		}
+		if rel["ID"] == "" {
+			return osrelease.Host{}, fmt.Errorf("'ID' field not found or empty in 'os-release' data of OS tree '%s'", rootfs.Clean(e.Root))
+		}
+		scope := "system"
+		if image.InInitrd(e.Root) {
+			scope = "initrd"
+		}
+		return osrelease.Host{Release: rel, Scope: scope, Architecture: e.arch()}, nil
+	}
+	return osrelease.Host{}, fmt.Errorf("failed to acquire 'os-release' data of OS tree '%s': %w", rootfs.Clean(e.Root), lastErr)
+}
+
+// Discover lists the images of the engine's class.
+func (e *Engine) Discover() (image.Discovery, error) {
+	return image.Discover(e.Root, e.Class, image.InInitrd(e.Root), e.arch())
+}
+
+// Status reads the merge state of every hierarchy that exists.
+func (e *Engine) Status() ([]MergedState, error) {
+	var out []MergedState
+	hs := append([]string(nil), e.Hierarchies...)
+	sortStrings(hs)
+	for _, h := range hs {
+		target := rootfs.Join(e.Root, h)
+		if _, err := os.Lstat(target); err != nil {
+			continue
+		}
+		st, err := ReadState(e.Class, h, target)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Merge merges all applicable extensions. It fails if a hierarchy is
+// already merged.
+func (e *Engine) Merge(ctx context.Context) (Result, error) {
+	for _, h := range e.Hierarchies {
+		st, err := ReadState(e.Class, h, rootfs.Join(e.Root, h))
+		if err != nil {
+			return Result{}, err
+		}
+		if st.Ours {
+			return Result{}, fmt.Errorf("hierarchy '%s' is already merged (use refresh to replace it): %w", h, ErrAlreadyMerged)
+		}
+	}
+	return e.apply(ctx, false)
+}
+
+// Refresh replaces the current merge with one of the current images
+// without a moment in which the hierarchies lack their extensions, or
+// unmerges when no image applies any more.
+func (e *Engine) Refresh(ctx context.Context) (Result, error) {
+	return e.apply(ctx, true)
+}
+
+type preparedTree struct {
+	hp HierarchyPlan
+	fd int
+}
+
+func (e *Engine) apply(ctx context.Context, refresh bool) (Result, error) {
+	var res Result
+	if err := requirePrivilege(); err != nil {
+		return res, err
+	}
+	host, err := e.HostRelease()
+	if err != nil {
+		return res, err
+	}
+	disc, err := e.Discover()
+	if err != nil {
+		return res, err
+	}
+	before := map[string]MergedState{}
+	for _, h := range e.Hierarchies {
+		st, err := ReadState(e.Class, h, rootfs.Join(e.Root, h))
+		if err != nil {
+			return res, err
+		}
+		before[h] = st
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+
+	staging, cleanup, err := e.makeStaging()
+	if err != nil {
+		return res, err
+	}
+	defer cleanup()
+
+	type outcome struct {
+		trees    []preparedTree
+		plan     Plan
+		verdicts []Verdict
+		err      error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		// The work happens on a thread of its own with a private mount
+		// namespace: image mounts, meta layers and overlays built there
+		// never show in the host's mount table. Only the finished
+		// overlays come back, as detached mount trees. The thread is
+		// discarded afterwards (it stays locked), which ends the
+		// namespace.
+		runtime.LockOSThread()
+		trees, plan, verdicts, err := e.prepare(staging, host, disc, before, refresh)
+		done <- outcome{trees, plan, verdicts, err}
+	}()
+	out := <-done
+	res.Plan, res.Verdicts = out.plan, out.verdicts
+	if out.err != nil {
+		closeTrees(out.trees)
+		return res, out.err
+	}
+	defer closeTrees(out.trees)
+
+	if len(res.Plan.Extensions) > 0 {
+		e.log().Info(fmt.Sprintf("Using extensions %s.", quoteList(res.Plan.Extensions)))
+	} else if res.Plan.Empty() {
+		res.NothingUp = true
+		ignored := 0
+		for _, v := range res.Verdicts {
+			if !v.Use {
+				ignored++
+			}
+		}
+		if ignored > 0 {
+			e.log().Info(fmt.Sprintf("No suitable extensions found (%d ignored due to incompatible image(s)).", ignored))
+		} else {
+			e.log().Info("No extensions found.")
+		}
+	}
+
+	if refresh && !e.AlwaysRefresh && !res.Plan.Empty() && e.unchanged(res.Plan, before) {
+		e.log().Info("Skipping extension refresh because no change was found, use --always-refresh=yes to always do a refresh.")
+		res.Skipped = true
+		return res, nil
+	}
+
+	// Swap in: new trees go beneath the current merge (if any); the old
+	// tops are detached only once every new tree is in place.
+	var stacked []string
+	var attachedFresh []string
+	for _, t := range out.trees {
+		target := t.hp.Target
+		if before[t.hp.Hierarchy].Ours {
+			err := unix.MoveMount(t.fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH|moveMountBeneath)
+			if err == nil {
+				stacked = append(stacked, target)
+				continue
+			}
+			if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+				e.undoFresh(attachedFresh)
+				return res, fmt.Errorf("mount new overlay beneath %s: %w", target, err)
+			}
+			// Kernels before 6.5 cannot mount beneath: stack on top
+			// instead; the hidden old overlay is removed below.
+			e.log().Debug("mount beneath unsupported, stacking", "target", target)
+		}
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			e.undoFresh(attachedFresh)
+			return res, fmt.Errorf("create hierarchy %s: %w", target, err)
+		}
+		if err := unix.MoveMount(t.fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			e.undoFresh(attachedFresh)
+			return res, fmt.Errorf("mount overlay on %s: %w", target, err)
+		}
+		if before[t.hp.Hierarchy].Ours {
+			stacked = append(stacked, target+"\x00top")
+		} else {
+			attachedFresh = append(attachedFresh, target)
+		}
+	}
+	for _, s := range stacked {
+		target, onTop := strings.CutSuffix(s, "\x00top")
+		if onTop {
+			if err := detachBelowTop(target); err != nil {
+				e.log().Warn("could not remove the previous overlay hidden below the new one", "hierarchy", target, "err", err)
+			}
+			continue
+		}
+		if err := detachTop(target); err != nil {
+			return res, fmt.Errorf("detach previous overlay of %s: %w", target, err)
+		}
+		if wd := before[hierarchyOf(e, target)].WorkDir; wd != "" && !planUsesWorkDir(res.Plan, wd) {
+			_ = os.RemoveAll(rootfs.Join(e.Root, wd))
+		}
+	}
+	for _, t := range out.trees {
+		e.log().Info(fmt.Sprintf("Merged extensions into '%s'.", t.hp.Target))
+	}
+	// Hierarchies merged before that the new plan no longer covers.
+	for _, h := range e.Hierarchies {
+		if !before[h].Ours || planHas(res.Plan, h) {
+			continue
+		}
+		if err := e.unmergeHierarchy(h); err != nil {
+			return res, err
+		}
+		res.Unmerged = append(res.Unmerged, h)
+	}
+	return res, nil
+}
+
+func (e *Engine) undoFresh(targets []string) {
+	for _, t := range targets {
+		_ = unix.Unmount(t, unix.MNT_DETACH)
+	}
+}
+
+func hierarchyOf(e *Engine, target string) string {
+	for _, h := range e.Hierarchies {
+		if rootfs.Join(e.Root, h) == target {
+			return h
+		}
+	}
+	return ""
+}
+
+func planHas(p Plan, h string) bool {
+	for _, hp := range p.Hierarchies {
+		if hp.Hierarchy == h {
+			return true
+		}
+	}
+	return false
+}
+
+func planUsesWorkDir(p Plan, wd string) bool {
+	for _, hp := range p.Hierarchies {
+		if hp.WorkDirMarker == wd {
+			return true
+		}
+	}
+	return false
+}
+
+// unchanged reports whether every hierarchy of the plan is merged now
+// from the same origin, and no other hierarchy is merged.
+func (e *Engine) unchanged(p Plan, before map[string]MergedState) bool {
+	want := p.Origin.Marshal()
+	for _, h := range e.Hierarchies {
+		st := before[h]
+		if st.Ours != planHas(p, h) {
+			return false
+		}
+		if st.Ours && !SameOrigin(st.Origin, want) {
+			return false
+		}
+	}
+	return true
+}
+
+func detachTop(target string) error {
+	return unix.Unmount(target, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+}
+
+// detachBelowTop removes the overlay hidden under a freshly stacked one
+// (kernels without mount-beneath): the new top is cloned aside, both are
+// detached, and the clone is attached again.
+func detachBelowTop(target string) error {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, target, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
+		return err
+	}
+	if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
+		return err
+	}
+	return unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH)
+}
+
+func closeTrees(ts []preparedTree) {
+	for _, t := range ts {
+		if t.fd > 0 {
+			unix.Close(t.fd)
+		}
+	}
+}
+
+// makeStaging creates the (empty) directory where the private namespace
+// mounts its tmpfs.
+func (e *Engine) makeStaging() (string, func(), error) {
+	parent := e.StagingParent
+	if parent == "" {
+		parent = "/run/strata"
+		if fi, err := os.Stat("/run"); err != nil || !fi.IsDir() {
+			parent = filepath.Join(os.TempDir(), "strata")
+		}
+	}
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return "", nil, fmt.Errorf("create staging directory %s: %w", parent, err)
+	}
+	dir, err := os.MkdirTemp(parent, e.Class.String()+".")
+	if err != nil {
+		return "", nil, fmt.Errorf("create staging directory in %s: %w", parent, err)
+	}
+	return dir, func() { _ = os.Remove(dir) }, nil
+}
+
+// prepare runs on a locked thread: it enters a private mount namespace,
+// mounts the images, decides the plan and builds one detached overlay
+// tree per hierarchy.
+func (e *Engine) prepare(staging string, host osrelease.Host, disc image.Discovery, before map[string]MergedState, refresh bool) ([]preparedTree, Plan, []Verdict, error) {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return nil, Plan{}, nil, fmt.Errorf("enter private mount namespace: %w", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return nil, Plan{}, nil, fmt.Errorf("make private mount namespace a slave: %w", err)
+	}
+	if err := unix.Mount(e.Class.String(), staging, "tmpfs", unix.MS_NODEV|unix.MS_NOSUID, "mode=0700"); err != nil {
+		return nil, Plan{}, nil, fmt.Errorf("mount staging tmpfs on %s: %w", staging, err)
+	}
+	if err := unix.Mount("", staging, "", unix.MS_PRIVATE, ""); err != nil {
+		return nil, Plan{}, nil, fmt.Errorf("make staging private: %w", err)
+	}
+	// Reveal the host hierarchies below our current merge, in this
+	// namespace only.
+	for _, h := range e.Hierarchies {
+		target := rootfs.Join(e.Root, h)
+		for i := 0; i < 16; i++ {
+			st, err := ReadState(e.Class, h, target)
+			if err != nil || !st.Ours {
+				break
+			}
+			_ = unix.Unmount(filepath.Join(target, e.Class.MarkerDir()), unix.MNT_DETACH)
+			if err := unix.Unmount(target, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
+				return nil, Plan{}, nil, fmt.Errorf("look below current merge of %s: %w", h, err)
+			}
+		}
+	}
+
+	cands := make([]Candidate, 0, len(disc.Images))
+	for _, img := range disc.Images {
+		cands = append(cands, e.readMounted(img, staging))
+	}
+	verdicts := Evaluate(cands, e.Class, host, e.Force)
+	var exts []Extension
+	for i, v := range verdicts {
+		if v.Fatal != nil {
+			return nil, Plan{}, verdicts, v.Fatal
+		}
+		if !v.Use {
+			e.log().Debug("ignoring extension", "name", v.Name, "reason", v.Reason)
+			continue
+		}
+		exts = append(exts, extensionOf(cands[i], e.Class))
+	}
+	hier, err := e.hierarchyStates()
+	if err != nil {
+		return nil, Plan{}, verdicts, err
+	}
+	plan, err := MakePlan(Input{
+		Class: e.Class, Root: e.Root, Staging: staging, Extensions: exts, Hierarchies: hier,
+		Mode: e.Mode, Noexec: e.Noexec, OverlayOptions: e.OverlayOptions,
+	})
+	if err != nil {
+		return nil, Plan{}, verdicts, err
+	}
+	if refresh && !e.AlwaysRefresh && !plan.Empty() && e.unchanged(plan, before) {
+		return nil, plan, verdicts, nil
+	}
+	var trees []preparedTree
+	for _, hp := range plan.Hierarchies {
+		fd, err := e.buildOverlay(staging, plan, hp)
+		if err != nil {
+			closeTrees(trees)
+			return nil, plan, verdicts, err
+		}
+		trees = append(trees, preparedTree{hp: hp, fd: fd})
+	}
+	return trees, plan, verdicts, nil
+}
+
+// readMounted mounts one image in the staging area and reads what the
+// decision needs from it.
+func (e *Engine) readMounted(img image.Image, staging string) Candidate {
+	c := Candidate{Image: img}
+	dir := ExtensionDir(staging, img.Name)
+	if err := attachImage(img, dir, e.arch(), e.Policy); err != nil {
+		c.OpenErr = err
+		return c
+	}
+	fillFromTree(&c, image.DirTree{Root: dir}, e.Class, e.Hierarchies)
+	return c
+}
+
+// fillFromTree reads release data, os-release presence and the provided
+// hierarchies from an image's tree.
+func fillFromTree(c *Candidate, t image.Tree, class imageclass.Class, hierarchies []string) {
+	c.Release, c.ReleaseErr = image.ReadRelease(t, class, c.Image.Name)
+	if _, err := t.Lstat("usr/lib/os-release"); err == nil {
+		c.HasOSRelease = true
+	}
+	for _, h := range hierarchies {
+		rel := strings.TrimPrefix(path.Clean(h), "/")
+		fi, err := t.Lstat(rel)
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		entries, err := t.ReadDir(rel)
+		if err == nil && len(entries) > 0 {
+			c.Provides = append(c.Provides, h)
+		}
+	}
+}
+
+func extensionOf(c Candidate, class imageclass.Class) Extension {
+	ext := Extension{
+		Name: c.Image.Name, Entry: c.Image.Entry, Provides: c.Provides,
+		Dev: c.Image.Dev, Ino: c.Image.Ino, Mtime: c.Image.Mtime.UnixMicro(),
+	}
+	if v, ok := c.Release.Fields["EXTENSION_RELOAD_MANAGER"]; ok {
+		b, err := osrelease.ParseBool(v)
+		ext.Reload = err == nil && b
+	}
+	return ext
+}
+
+// hierarchyStates inspects each hierarchy and its mutable directory.
+func (e *Engine) hierarchyStates() ([]Hierarchy, error) {
+	var out []Hierarchy
+	for _, h := range e.Hierarchies {
+		hs := Hierarchy{Path: h, Host: rootfs.Join(e.Root, h), Mode: 0o755}
+		if fi, resolved, err := rootfs.Stat(e.Root, h); err == nil && fi.IsDir() {
+			hs.Exists, hs.Host, hs.Mode = true, resolved, fi.Mode().Perm()
+			hs.Empty = dirEmpty(resolved)
+		} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("inspect hierarchy %s: %w", h, err)
+		}
+		md := MutableDir{Path: rootfs.Join(e.Root, filepath.Join(MutableBase, MutableComponent(h)))}
+		if e.Mode != MutableNo {
+			if fi, resolved, err := rootfs.Stat(e.Root, filepath.Join(MutableBase, MutableComponent(h))); err == nil && fi.IsDir() {
+				md.Resolved, md.Mode = resolved, fi.Mode().Perm()
+				md.IsHierarchy = hs.Exists && sameFile(resolved, hs.Host)
+				md.ReadOnly = unix.Access(resolved, unix.W_OK) == unix.EROFS
+			}
+		}
+		hs.Mutable = md
+		out = append(out, hs)
+	}
+	return out, nil
+}
+
+func sameFile(a, b string) bool {
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
+}
+
+func dirEmpty(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(1)
+	return len(names) == 0
+}
+
+// buildOverlay mounts the overlay of one hierarchy in the staging area,
+// writes its marker files, and returns it as a detached mount tree.
+func (e *Engine) buildOverlay(staging string, plan Plan, hp HierarchyPlan) (int, error) {
+	marker := filepath.Join(hp.Meta, e.Class.MarkerDir())
+	if err := os.MkdirAll(marker, 0o755); err != nil {
+		return -1, err
+	}
+	if err := os.Chmod(marker, 0o755); err != nil {
+		return -1, err
+	}
+	if hp.CreateUpper {
+		if err := os.MkdirAll(hp.Upper, 0o755); err != nil {
+			return -1, fmt.Errorf("create mutable directory %s: %w", hp.Upper, err)
+		}
+		if err := os.Chmod(hp.Upper, hp.Mode.Perm()); err != nil {
+			return -1, err
+		}
+	}
+	if hp.Ephemeral {
+		for _, d := range []string{hp.Upper, hp.Work} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return -1, err
+			}
+		}
+		if err := os.Chmod(hp.Upper, hp.Mode.Perm()); err != nil {
+			return -1, err
+		}
+	} else if hp.Work != "" {
+		if err := os.MkdirAll(hp.Work, 0o700); err != nil {
+			return -1, fmt.Errorf("create work directory %s: %w", hp.Work, err)
+		}
+	}
+	top := hp.Meta
+	if hp.Upper != "" {
+		top = hp.Upper
+	}
+	if err := os.Chmod(top, hp.Mode.Perm()); err != nil {
+		return -1, err
+	}
+	mnt := filepath.Join(staging, "overlay", MutableComponent(hp.Hierarchy))
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		return -1, err
+	}
+	flags, data := SplitOptions(hp.Flags, hp.Options)
+	if err := unix.Mount(e.Class.MountSource(), mnt, "overlay", flags, data); err != nil {
+		return -1, fmt.Errorf("failed to mount %s (type overlay) on %s (%s): %w", e.Class.MountSource(), hp.Target, hp.Options, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(mnt, &st); err != nil {
+		return -1, err
+	}
+	for name, data := range MarkerFiles(e.Class, hp, plan.Origin, uint64(st.Dev)) {
+		if err := os.WriteFile(filepath.Join(marker, name), data, 0o644); err != nil {
+			return -1, fmt.Errorf("write marker %s: %w", name, err)
+		}
+	}
+	now := time.Now()
+	_ = os.Chtimes(hp.Meta, now, now)
+	if hp.Upper != "" {
+		m := filepath.Join(mnt, e.Class.MarkerDir())
+		if err := unix.Mount(m, m, "", unix.MS_BIND, ""); err != nil {
+			return -1, fmt.Errorf("bind marker directory: %w", err)
+		}
+		if err := unix.Mount("", m, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
+			return -1, fmt.Errorf("make marker directory read-only: %w", err)
+		}
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, mnt, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return -1, fmt.Errorf("detach overlay of %s: %w", hp.Hierarchy, err)
+	}
+	return fd, nil
+}
+
+// Unmerge removes every merge of ours from the hierarchies.
+func (e *Engine) Unmerge(ctx context.Context) ([]string, error) {
+	if err := requirePrivilege(); err != nil {
+		return nil, err
+	}
+	var done []string
+	for _, h := range e.Hierarchies {
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
+		st, err := ReadState(e.Class, h, rootfs.Join(e.Root, h))
+		if err != nil {
+			return done, err
+		}
+		if !st.Ours {
+			continue
+		}
+		if err := e.unmergeHierarchy(h); err != nil {
+			return done, err
+		}
+		done = append(done, h)
+	}
+	return done, nil
+}
+
+func (e *Engine) unmergeHierarchy(h string) error {
+	target := rootfs.Join(e.Root, h)
+	for i := 0; i < 64; i++ {
+		st, err := ReadState(e.Class, h, target)
+		if err != nil {
+			return fmt.Errorf("unmerge %s: %w", target, err)
+		}
+		if !st.Ours {
+			return nil
+		}
+		if err := unix.Unmount(filepath.Join(target, e.Class.MarkerDir()), unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unmount marker of %s: %w", target, err)
+		}
+		if err := unix.Unmount(target, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
+			return fmt.Errorf("unmount %s: %w", target, err)
+		}
+		if st.WorkDir != "" {
+			if err := os.RemoveAll(rootfs.Join(e.Root, st.WorkDir)); err != nil {
+				e.log().Warn("could not remove work directory", "path", st.WorkDir, "err", err)
+			}
+		}
+		e.log().Info(fmt.Sprintf("Unmerged '%s'.", target))
+	}
+	return fmt.Errorf("unmerge %s: too many stacked overlays", target)
+}
+
+// requirePrivilege checks for CAP_SYS_ADMIN in the effective set.
+func requirePrivilege() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("read capabilities: %w", err)
+	}
+	if data[0].Effective&(1<<unix.CAP_SYS_ADMIN) == 0 {
+		return &PrivilegeError{}
+	}
+	return nil
+}
+
+// PrivilegeError says the caller lacks CAP_SYS_ADMIN.
+type PrivilegeError struct{}
+
+func (*PrivilegeError) Error() string {
+	return "need to be privileged (run as root, or with CAP_SYS_ADMIN)"
+}
+
+func (*PrivilegeError) Is(target error) bool { return target == syscall.EPERM }
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = "'" + n + "'"
+	}
+	return strings.Join(q, ", ")
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}

@@ -1,0 +1,97 @@
+package merge
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/stratalinux/strata/internal/image"
+	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/osrelease"
+)
+
+// Candidate is a discovered image with what was read from inside it.
+type Candidate struct {
+	Image   image.Image
+	Release image.Release
+	// ReleaseErr is image.ErrNoReleaseData when the image has no
+	// extension-release file for its name, or the error reading it.
+	ReleaseErr error
+	// OpenErr is set when the image could not be opened at all.
+	OpenErr error
+	// HasOSRelease is set when the image carries usr/lib/os-release.
+	HasOSRelease bool
+	// Provides lists the hierarchies (e.g. "/usr") the image holds as
+	// non-empty directories.
+	Provides []string
+}
+
+// Status is the outcome of evaluating one image.
+type Status string
+
+const (
+	StatusReady        Status = "ready"        // would be merged
+	StatusMerged       Status = "merged"       // is merged now
+	StatusIncompatible Status = "incompatible" // release data does not match the host
+	StatusNoRelease    Status = "no-release"   // no extension-release file (also: masking entries)
+	StatusBad          Status = "bad"          // cannot be used; merging fails
+	StatusShadowed     Status = "shadowed"     // a higher-precedence entry has the name
+	StatusEmpty        Status = "empty"        // provides none of the hierarchies
+)
+
+// Verdict is what Evaluate decided for one image and why.
+type Verdict struct {
+	Name   string
+	Use    bool
+	Status Status
+	Reason string
+	// Fatal errors abort a merge as they abort systemd-sysext's.
+	Fatal error
+}
+
+// Evaluate decides which candidates are merged on host, in systemd's
+// order of checks. With force the compatibility checks are skipped.
+func Evaluate(cands []Candidate, c imageclass.Class, host osrelease.Host, force bool) []Verdict {
+	out := make([]Verdict, len(cands))
+	for i, cand := range cands {
+		out[i] = evaluateOne(cand, c, host, force)
+	}
+	return out
+}
+
+func evaluateOne(cand Candidate, c imageclass.Class, host osrelease.Host, force bool) Verdict {
+	v := Verdict{Name: cand.Image.Name}
+	what := fmt.Sprintf("%s %s", c, cand.Image.Entry)
+	switch {
+	case cand.OpenErr != nil:
+		v.Status, v.Reason = StatusBad, "bad image: "+cand.OpenErr.Error()
+		v.Fatal = fmt.Errorf("%s: %w", what, cand.OpenErr)
+		return v
+	case cand.HasOSRelease && c == imageclass.Sysext && cand.Image.Kind == image.KindDirectory:
+		v.Status, v.Reason = StatusBad, "bad image: a sysext must not carry usr/lib/os-release"
+		v.Fatal = fmt.Errorf("%s carries usr/lib/os-release; a system extension must not (remove it, or build a confext)", what)
+		return v
+	case cand.HasOSRelease && c == imageclass.Sysext && !force:
+		v.Status, v.Reason = StatusIncompatible, "incompatible: carries usr/lib/os-release (an OS image, not an extension)"
+		return v
+	case cand.ReleaseErr != nil && !errors.Is(cand.ReleaseErr, image.ErrNoReleaseData):
+		v.Status, v.Reason = StatusBad, "bad image: "+cand.ReleaseErr.Error()
+		v.Fatal = fmt.Errorf("%s: %w", what, cand.ReleaseErr)
+		return v
+	}
+	if !force {
+		if cand.ReleaseErr != nil || len(cand.Release.Fields) == 0 {
+			v.Status, v.Reason = StatusNoRelease, "no extension-release."+cand.Image.Name+" in "+c.ReleaseDir()
+			if cand.Image.Kind == image.KindDirectory {
+				v.Reason += " (an empty directory masks images of this name)"
+			}
+			return v
+		}
+		d := osrelease.Compatible(cand.Release.Fields, host, c.LevelKey(), c.ScopeKey())
+		if !d.OK {
+			v.Status, v.Reason = StatusIncompatible, d.Reason
+			return v
+		}
+	}
+	v.Use, v.Status = true, StatusReady
+	return v
+}
