@@ -20,6 +20,9 @@ type Candidate struct {
 	OpenErr error
 	// HasOSRelease is set when the image carries usr/lib/os-release.
 	HasOSRelease bool
+	// OtherClassRelease is set when the image has no release data for
+	// this class but has it for the other one (a confext seen by sysext).
+	OtherClassRelease bool
 	// Provides lists the hierarchies (e.g. "/usr") the image holds as
 	// non-empty directories.
 	Provides []string
@@ -60,28 +63,34 @@ func Evaluate(cands []Candidate, c imageclass.Class, host osrelease.Host, force 
 
 func evaluateOne(cand Candidate, c imageclass.Class, host osrelease.Host, force bool) Verdict {
 	v := Verdict{Name: cand.Image.Name}
-	what := fmt.Sprintf("%s %s", c, cand.Image.Entry)
+	// systemd reads the metadata of every image before merging and
+	// gives up on the whole run when that fails; Strata says the same
+	// first words and then what exactly is wrong with which file.
+	failed := func(err error) Verdict {
+		v.Status, v.Reason = StatusBad, "bad image: "+err.Error()
+		v.Fatal = fmt.Errorf("Failed to read metadata for image %s: %s: %w", cand.Image.Name, cand.Image.Entry, err)
+		return v
+	}
+	raw := cand.Image.Kind != image.KindDirectory
 	switch {
 	case cand.OpenErr != nil:
-		v.Status, v.Reason = StatusBad, "bad image: "+cand.OpenErr.Error()
-		v.Fatal = fmt.Errorf("%s: %w", what, cand.OpenErr)
-		return v
-	case cand.HasOSRelease && c == imageclass.Sysext && cand.Image.Kind == image.KindDirectory:
-		v.Status, v.Reason = StatusBad, "bad image: a sysext must not carry usr/lib/os-release"
-		v.Fatal = fmt.Errorf("%s carries usr/lib/os-release; a system extension must not (remove it, or build a confext)", what)
-		return v
+		return failed(cand.OpenErr)
+	case cand.HasOSRelease && c == imageclass.Sysext && !raw:
+		return failed(fmt.Errorf("a system extension must not carry usr/lib/os-release (No medium found)"))
+	case raw && errors.Is(cand.ReleaseErr, image.ErrNoReleaseData) && !cand.OtherClassRelease && !cand.HasOSRelease:
+		return failed(fmt.Errorf("no extension-release.%s in %s (No medium found); name the file after the image", image.ExtractImageName(cand.Image.Name), c.ReleaseDir()))
 	case cand.HasOSRelease && c == imageclass.Sysext && !force:
 		v.Status, v.Reason = StatusIncompatible, "incompatible: carries usr/lib/os-release (an OS image, not an extension)"
 		return v
 	case cand.ReleaseErr != nil && !errors.Is(cand.ReleaseErr, image.ErrNoReleaseData):
-		v.Status, v.Reason = StatusBad, "bad image: "+cand.ReleaseErr.Error()
-		v.Fatal = fmt.Errorf("%s: %w", what, cand.ReleaseErr)
-		return v
+		return failed(cand.ReleaseErr)
 	}
 	if !force {
 		if cand.ReleaseErr != nil || len(cand.Release.Fields) == 0 {
 			v.Status, v.Reason = StatusNoRelease, "no extension-release."+cand.Image.Name+" in "+c.ReleaseDir()
-			if cand.Image.Kind == image.KindDirectory {
+			if cand.OtherClassRelease {
+				v.Reason = "a " + other(c).String() + " image, not a " + c.String()
+			} else if cand.Image.Kind == image.KindDirectory {
 				v.Reason += " (an empty directory masks images of this name)"
 			}
 			return v
@@ -94,4 +103,11 @@ func evaluateOne(cand Candidate, c imageclass.Class, host osrelease.Host, force 
 	}
 	v.Use, v.Status = true, StatusReady
 	return v
+}
+
+func other(c imageclass.Class) imageclass.Class {
+	if c == imageclass.Sysext {
+		return imageclass.Confext
+	}
+	return imageclass.Sysext
 }
