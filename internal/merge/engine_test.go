@@ -24,7 +24,10 @@ func newEngine(t *testing.T, root string, c imageclass.Class) *Engine {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func randomText(n int) string {
 	b := make([]byte, n)
@@ -78,7 +81,7 @@ func TestMergeFormats(t *testing.T) {
 	ext := filepath.Join(root, "var/lib/extensions")
 	mkTree := func(name string) string {
 		return exttest.SysextTree(t, filepath.Join(work, "src-"+name), name, anyRelease, map[string]string{
-			"usr/bin/" + name: "#!/bin/sh\necho " + name + "\n",
+			"usr/bin/" + name:       "#!/bin/sh\necho " + name + "\n",
 			"opt/" + name + "/data": name,
 		})
 	}

@@ -68,7 +68,9 @@ func (t fsTree) ReadFile(name string, limit int64) ([]byte, error) {
 func (t fsTree) ReadDir(name string) ([]fs.DirEntry, error) { return t.fsys.ReadDir(clean(name)) }
 func (t fsTree) Lstat(name string) (fs.FileInfo, error)     { return t.fsys.Lstat(clean(name)) }
 func (t fsTree) Stat(name string) (fs.FileInfo, error)      { return fs.Stat(t.fsys, clean(name)) }
-func (t fsTree) Getxattr(name, attr string) ([]byte, error) { return t.fsys.Getxattr(clean(name), attr) }
+func (t fsTree) Getxattr(name, attr string) ([]byte, error) {
+	return t.fsys.Getxattr(clean(name), attr)
+}
 
 func clean(name string) string {
 	p := path.Clean("/" + name)[1:]
