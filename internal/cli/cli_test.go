@@ -236,3 +236,34 @@ func TestPrivilegedCLI(t *testing.T) {
 		t.Fatalf("mounts left %v", m)
 	}
 }
+
+func TestStrataTest(t *testing.T) {
+	if !privtest.InMountNS(t) {
+		return
+	}
+	src := exttest.SysextTree(t, filepath.Join(t.TempDir(), "src"), "probe", "ID=_any\n", map[string]string{
+		"usr/bin/strata-test-probe": "#!/bin/sh\necho probe says hi; cat; exit 7\n",
+	})
+	img := exttest.Squashfs(t, src, filepath.Join(t.TempDir(), "probe.raw"))
+	cmd := exec.Command(strataBin, "test", img, "--", "/usr/bin/strata-test-probe")
+	cmd.Stdin = strings.NewReader("from stdin\n")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err := cmd.Run()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 7 || !strings.Contains(out.String(), "probe says hi\nfrom stdin\n") {
+		t.Fatalf("strata test: err=%v output=%q", err, out.String())
+	}
+	if _, err := os.Stat("/usr/bin/strata-test-probe"); err == nil {
+		t.Fatal("strata test changed the host's /usr")
+	}
+	// Incompatible with the given os-release: refused with the reason.
+	osr := filepath.Join(t.TempDir(), "os-release")
+	os.WriteFile(osr, []byte("ID=fedora\nVERSION_ID=40\n"), 0o644)
+	src2 := exttest.SysextTree(t, filepath.Join(t.TempDir(), "deb"), "deb", "ID=debian\nVERSION_ID=12\n", map[string]string{"usr/bin/deb": "x"})
+	r := strata(t, nil, "test", src2, "--os-release", osr, "--", "true")
+	if r.code != 1 || !strings.Contains(r.stderr, "fedora") {
+		t.Fatalf("incompatible test: %+v", r)
+	}
+}

@@ -100,6 +100,10 @@ host commands.`,
 var subcommands = []func(*Env) *cobra.Command{
 	func(env *Env) *cobra.Command { return newExtCommand(env, "sysext", classSysext) },
 	func(env *Env) *cobra.Command { return newExtCommand(env, "confext", classConfext) },
+	newTestCommand,
+	newMergeExecCommand,
+	newBakeCommand,
+	newLintCommand,
 }
 
 // Version is the program version, set at link time.

@@ -45,6 +45,15 @@ type Engine struct {
 	// StagingParent is where the private staging directory is made;
 	// default /run/strata (or the temp directory if /run is missing).
 	StagingParent string
+	// Images, when not nil, replaces discovery: exactly these images are
+	// considered (strata test).
+	Images []image.Image
+	// Host, when not nil, replaces the host's os-release.
+	Host *osrelease.Host
+	// Stack merges on top of whatever the hierarchies show now, even a
+	// merge of ours, without replacing it (strata test, in a private
+	// namespace).
+	Stack bool
 }
 
 // Result says what a merge or refresh did.
@@ -77,6 +86,9 @@ func (e *Engine) arch() string {
 // HostRelease reads the host's os-release inside the root:
 // $SYSTEMD_OS_RELEASE, else /etc/os-release, else /usr/lib/os-release.
 func (e *Engine) HostRelease() (osrelease.Host, error) {
+	if e.Host != nil {
+		return *e.Host, nil
+	}
 	paths := []string{"/etc/os-release", "/usr/lib/os-release"}
 	if e.OSRelease != "" {
 		paths = []string{e.OSRelease}
@@ -106,6 +118,9 @@ func (e *Engine) HostRelease() (osrelease.Host, error) {
 
 // Discover lists the images of the engine's class.
 func (e *Engine) Discover() (image.Discovery, error) {
+	if e.Images != nil {
+		return image.Discovery{Images: e.Images}, nil
+	}
 	return image.Discover(e.Root, e.Class, image.InInitrd(e.Root), e.arch())
 }
 
@@ -132,6 +147,9 @@ func (e *Engine) Status() ([]MergedState, error) {
 // already merged.
 func (e *Engine) Merge(ctx context.Context) (Result, error) {
 	for _, h := range e.Hierarchies {
+		if e.Stack {
+			break
+		}
 		st, err := ReadState(e.Class, h, rootfs.Join(e.Root, h))
 		if err != nil {
 			return Result{}, err
@@ -170,6 +188,9 @@ func (e *Engine) apply(ctx context.Context, refresh bool) (Result, error) {
 	}
 	before := map[string]MergedState{}
 	for _, h := range e.Hierarchies {
+		if e.Stack {
+			break
+		}
 		st, err := ReadState(e.Class, h, rootfs.Join(e.Root, h))
 		if err != nil {
 			return res, err
@@ -418,6 +439,9 @@ func (e *Engine) prepare(staging string, host osrelease.Host, disc image.Discove
 	// Reveal the host hierarchies below our current merge, in this
 	// namespace only.
 	for _, h := range e.Hierarchies {
+		if e.Stack {
+			break
+		}
 		target := rootfs.Join(e.Root, h)
 		for i := 0; i < 16; i++ {
 			st, err := ReadState(e.Class, h, target)

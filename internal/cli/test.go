@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/stratalinux/strata/internal/image"
+	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/merge"
+	"github.com/stratalinux/strata/internal/osrelease"
+	"golang.org/x/sys/unix"
+)
+
+type testFlags struct {
+	class     string
+	osRelease string
+	force     bool
+	mutable   string
+}
+
+// newTestCommand is "strata test IMAGE -- CMD": prove an extension works
+// on this machine before publishing it, without touching the host.
+func newTestCommand(env *Env) *cobra.Command {
+	f := &testFlags{}
+	cmd := &cobra.Command{
+		Use:   "test IMAGE [--os-release FILE] -- CMD [ARG…]",
+		Short: "Run CMD with IMAGE merged over this machine's /usr (or /etc), in a private mount namespace",
+		Long: `Merge IMAGE over this machine's hierarchies inside a private mount
+namespace, run CMD there and exit with its exit code. The host's own
+mounts are never changed. With --os-release the compatibility check uses
+that file instead of the host's.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.ArgsLenAtDash() != 1 {
+				return fmt.Errorf("usage: strata test IMAGE -- CMD [ARG…] (put -- before the command)")
+			}
+			return runTest(env, f, args[0], args[1:])
+		},
+	}
+	cmd.Flags().StringVar(&f.class, "class", "", "sysext or confext (default: from the image's release file)")
+	cmd.Flags().StringVar(&f.osRelease, "os-release", "", "judge compatibility against this os-release file")
+	cmd.Flags().BoolVar(&f.force, "force", false, "merge even if the image does not match the host")
+	cmd.Flags().StringVar(&f.mutable, "mutable", "ephemeral", "mutable mode inside the test (default ephemeral: writes vanish)")
+	return cmd
+}
+
+// newMergeExecCommand is the hidden half of "strata test": it runs in a
+// fresh mount namespace, merges and execs the command.
+func newMergeExecCommand(env *Env) *cobra.Command {
+	f := &testFlags{}
+	cmd := &cobra.Command{
+		Use:    "__merge-exec IMAGE -- CMD…",
+		Hidden: true,
+		Args:   cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return mergeExec(env, f, args[0], args[1:])
+		},
+	}
+	cmd.Flags().StringVar(&f.class, "class", "", "")
+	cmd.Flags().StringVar(&f.osRelease, "os-release", "", "")
+	cmd.Flags().BoolVar(&f.force, "force", false, "")
+	cmd.Flags().StringVar(&f.mutable, "mutable", "ephemeral", "")
+	return cmd
+}
+
+func runTest(env *Env, f *testFlags, imagePath string, argv []string) error {
+	if _, err := os.Stat(imagePath); err != nil {
+		return fmt.Errorf("test %s: %w", imagePath, err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(imagePath)
+	if err != nil {
+		return err
+	}
+	args := []string{"__merge-exec", abs, "--mutable=" + f.mutable}
+	if f.class != "" {
+		args = append(args, "--class="+f.class)
+	}
+	if f.osRelease != "" {
+		osr, err := filepath.Abs(f.osRelease)
+		if err != nil {
+			return err
+		}
+		args = append(args, "--os-release="+osr)
+	}
+	if f.force {
+		args = append(args, "--force")
+	}
+	args = append(append(args, "--"), argv...)
+	c := exec.Command(self, args...)
+	c.Stdin, c.Stdout, c.Stderr = env.Stdin, env.Stdout, env.Stderr
+	c.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+	err = c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code := ee.ExitCode()
+		if code < 0 {
+			code = 128 + int(ee.Sys().(syscall.WaitStatus).Signal())
+		}
+		env.Log.Debug(fmt.Sprintf("%s exited with status %d", argv[0], code))
+		return &ExitError{Code: code}
+	}
+	if err != nil {
+		if errors.Is(err, syscall.EPERM) {
+			return fmt.Errorf("test %s: creating a private mount namespace needs root (CAP_SYS_ADMIN): %w", imagePath, err)
+		}
+		return fmt.Errorf("test %s: %w", imagePath, err)
+	}
+	return nil
+}
+
+func mergeExec(env *Env, f *testFlags, imagePath string, argv []string) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make the test's mount namespace private: %w", err)
+	}
+	fi, err := os.Stat(imagePath)
+	if err != nil {
+		return err
+	}
+	img := image.Image{Path: imagePath, Entry: imagePath, Mtime: fi.ModTime(), Size: fi.Size()}
+	base := filepath.Base(imagePath)
+	var ok bool
+	switch {
+	case fi.IsDir():
+		img.Kind = image.KindDirectory
+		img.Name, ok = image.NameOfDir(base, imageclass.Sysext)
+	case fi.Mode().IsRegular():
+		img.Kind = image.KindRaw
+		if img.Name, ok = image.NameOfRaw(base, imageclass.Sysext); !ok {
+			img.Name, ok = strings.TrimSuffix(base, filepath.Ext(base)), true
+		}
+	default:
+		img.Kind, img.Name, ok = image.KindBlock, base, true
+	}
+	if !ok {
+		return fmt.Errorf("test %s: %q is not a valid image name", imagePath, base)
+	}
+	class, err := testClass(f.class, img)
+	if err != nil {
+		return err
+	}
+	mode, err := merge.ParseMode(f.mutable)
+	if err != nil {
+		return err
+	}
+	e := &merge.Engine{Class: class, Root: "/", Hierarchies: class.DefaultHierarchies(), Mode: mode, Force: f.force,
+		Log: env.Log, Images: []image.Image{img}, Stack: true}
+	if f.osRelease != "" {
+		rel, _, err := osrelease.ParseFile(f.osRelease)
+		if err != nil {
+			return err
+		}
+		e.Host = &osrelease.Host{Release: rel, Scope: "system", Architecture: osrelease.NativeArchitecture()}
+	}
+	// Decide first, so that an image that would not merge is reported
+	// as such rather than tested as an empty merge.
+	host, err := e.HostRelease()
+	if err != nil {
+		return err
+	}
+	cand := merge.ReadCandidate(img, class, e.Hierarchies, osrelease.NativeArchitecture())
+	if v := merge.Evaluate([]merge.Candidate{cand}, class, host, f.force)[0]; !v.Use {
+		if v.Fatal != nil {
+			return v.Fatal
+		}
+		return fmt.Errorf("test %s: the image would not merge on this host: %s (use --force to test anyway)", imagePath, v.Reason)
+	}
+	if len(cand.Provides) == 0 {
+		return fmt.Errorf("test %s: the image provides none of %s", imagePath, strings.Join(e.Hierarchies, ", "))
+	}
+	if _, err := e.Merge(context.Background()); err != nil {
+		return fmt.Errorf("test %s: %w", imagePath, err)
+	}
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return &ExitError{Code: 127, Err: fmt.Errorf("test %s: %w", imagePath, err)}
+	}
+	return syscall.Exec(path, argv, os.Environ())
+}
+
+// testClass takes the class from the flag, else from which release file
+// the image carries.
+func testClass(flag string, img image.Image) (imageclass.Class, error) {
+	if flag != "" {
+		return imageclass.Parse(flag)
+	}
+	for _, c := range []imageclass.Class{imageclass.Sysext, imageclass.Confext} {
+		cand := merge.ReadCandidate(img, c, c.DefaultHierarchies(), osrelease.NativeArchitecture())
+		if cand.ReleaseErr == nil && cand.OpenErr == nil {
+			return c, nil
+		}
+	}
+	return imageclass.Sysext, nil
+}
