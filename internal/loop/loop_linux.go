@@ -103,17 +103,17 @@ func configure(n int, backing *os.File, opt Options) (*Device, error) {
 	cfg := unix.LoopConfig{Fd: uint32(backing.Fd())}
 	cfg.Info.Offset = opt.Offset
 	cfg.Info.Sizelimit = opt.SizeLimit
-	cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR | unix.LO_FLAGS_DIRECT_IO
+	// Buffered, not direct I/O: measured here, mounting 50 squashfs
+	// images takes 3–6× longer with LO_FLAGS_DIRECT_IO because the
+	// filesystem's metadata reads at mount time bypass the page cache,
+	// and switching it on after the mount (LOOP_SET_DIRECT_IO) freezes
+	// the queue for ~15 ms per device. The price is that an image's
+	// pages may be cached twice, which for extension images is small.
+	cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
 	if !opt.Writable {
 		cfg.Info.Flags |= unix.LO_FLAGS_READ_ONLY
 	}
 	err = ioctlConfigure(f, &cfg)
-	if errors.Is(err, unix.EINVAL) {
-		// Direct I/O needs aligned offsets and a capable backing
-		// filesystem; fall back to buffered I/O.
-		cfg.Info.Flags &^= unix.LO_FLAGS_DIRECT_IO
-		err = ioctlConfigure(f, &cfg)
-	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("configure %s: %w", path, err)
