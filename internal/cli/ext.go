@@ -383,6 +383,14 @@ func runList(_ context.Context, env *Env, class imageclass.Class, f *extFlags) e
 	if err != nil {
 		return err
 	}
+	for _, sk := range a.Discovery.Skipped {
+		env.Log.Info(fmt.Sprintf("Skipping %s: %s", sk.Entry, sk.Reason))
+	}
+	for _, c := range a.Candidates {
+		for _, w := range c.Release.Warnings {
+			env.Log.Warn(fmt.Sprintf("%s: %s:%s", c.Image.Entry, c.Release.File, strings.TrimPrefix(w.String(), "line ")))
+		}
+	}
 	var rows []listRow
 	for i, img := range a.Discovery.Images {
 		v := a.Verdicts[i]

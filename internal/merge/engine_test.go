@@ -489,3 +489,92 @@ func TestConfextAndMutableModes(t *testing.T) {
 		checkClean(t, root, root)
 	})
 }
+
+func TestConfextEtcAsWritableLayer(t *testing.T) {
+	if !privtest.InMountNS(t) {
+		return
+	}
+	root := exttest.Root(t, exttest.DefaultOSRelease)
+	exttest.ConfextTree(t, filepath.Join(root, "var/lib/confexts/cfg"), "cfg", anyRelease, map[string]string{"etc/cfg.conf": "cfg\n"})
+	os.MkdirAll(filepath.Join(root, "var/lib/extensions.mutable"), 0o755)
+	// The roadmap's mode: /etc itself is the writable layer.
+	if err := os.Symlink("/etc", filepath.Join(root, "var/lib/extensions.mutable/etc")); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, root, imageclass.Confext)
+	e.Mode = MutableAuto
+	res, err := e.Merge(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range res.Plan.Hierarchies[0].Layers {
+		if l.Kind == LayerHost {
+			t.Fatalf("/etc must be the upper layer, not a lower one: %+v", res.Plan.Hierarchies[0].Layers)
+		}
+	}
+	if read(t, filepath.Join(root, "etc/cfg.conf")) != "cfg\n" {
+		t.Fatal("confext file not visible")
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/admin.conf"), []byte("admin\n"), 0o644); err != nil {
+		t.Fatalf("/etc not writable: %v", err)
+	}
+	if _, err := e.Unmerge(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(root, "etc/admin.conf")) != "admin\n" {
+		t.Fatal("the write did not persist in the real /etc")
+	}
+	mustNotExist(t, filepath.Join(root, "etc/cfg.conf"))
+	mustNotExist(t, filepath.Join(root, ".systemd-etc-workdir"))
+	checkClean(t, root, root)
+}
+
+func TestHostileImages(t *testing.T) {
+	if !privtest.InMountNS(t) {
+		return
+	}
+	root := exttest.Root(t, exttest.DefaultOSRelease)
+	ext := filepath.Join(root, "var/lib/extensions")
+	// A release file that is a symlink escaping the image resolves inside
+	// the image: the host's files are never read as release data.
+	exttest.Write(t, filepath.Join(ext, "esc"), map[string]string{"usr/bin/esc": "x"})
+	os.MkdirAll(filepath.Join(ext, "esc/usr/lib/extension-release.d"), 0o755)
+	os.Symlink("../../../../../../../../etc/os-release", filepath.Join(ext, "esc/usr/lib/extension-release.d/extension-release.esc"))
+	// Garbage lines in a release file are skipped, the valid keys count.
+	exttest.SysextTree(t, filepath.Join(ext, "garbage"), "garbage", "this is not a key\n=novalue\nID=_any\n", map[string]string{"usr/bin/garbage": "x"})
+	// The initrd scope: an extension without SYSEXT_SCOPE=initrd does not
+	// apply in an initrd.
+	e := newEngine(t, root, imageclass.Sysext)
+	a, err := e.Assess()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Verdict{}
+	for _, v := range a.Verdicts {
+		got[v.Name] = v
+	}
+	if got["esc"].Use || got["esc"].Status != StatusNoRelease {
+		t.Errorf("escaping release link: %+v", got["esc"])
+	}
+	if !got["garbage"].Use {
+		t.Errorf("garbage lines: %+v", got["garbage"])
+	}
+	// Invalid UTF-8 is an error that names the image and the line.
+	exttest.SysextTree(t, filepath.Join(ext, "badutf"), "badutf", "\xff\xfe=1\nID=_any\n", map[string]string{"usr/bin/badutf": "x"})
+	_, err = e.Merge(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "badutf") || !strings.Contains(err.Error(), "UTF-8") {
+		t.Errorf("invalid UTF-8 release: %v", err)
+	}
+	checkClean(t, root, root)
+	os.RemoveAll(filepath.Join(ext, "badutf"))
+	exttest.Write(t, root, map[string]string{"etc/initrd-release": "ID=debian\n"})
+	a, err = e.Assess()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range a.Verdicts {
+		if v.Use {
+			t.Errorf("%s used in the initrd without SYSEXT_SCOPE=initrd", v.Name)
+		}
+	}
+}
