@@ -1,0 +1,41 @@
+package osrelease
+
+import "fmt"
+
+// ParseBool parses a boolean the way systemd's parse_boolean() does:
+// 1/yes/y/true/t/on and 0/no/n/false/f/off, ignoring ASCII case. Nothing
+// else is accepted, not even surrounding blanks.
+func ParseBool(s string) (bool, error) {
+	// ASCII-only folding on purpose: strings.EqualFold would also accept
+	// e.g. "yeſ" (U+017F folds to s), which systemd's strcaseeq does not.
+	for _, t := range [...]string{"1", "yes", "y", "true", "t", "on"} {
+		if asciiEqualFold(s, t) {
+			return true, nil
+		}
+	}
+	for _, f := range [...]string{"0", "no", "n", "false", "f", "off"} {
+		if asciiEqualFold(s, f) {
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("invalid boolean %s", quoteForMsg(s))
+}
+
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lower(a[i]) != lower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
