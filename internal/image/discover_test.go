@@ -41,6 +41,8 @@ func TestDiscoverPrecedenceMaskingAndSkips(t *testing.T) {
 	mk(t, root, "var/lib/extensions/dd.v/dd_3/usr", true)
 	mk(t, root, "var/lib/extensions/dd.v/dd_2.raw", false)
 	mk(t, root, "usr/lib/extensions/old.raw", false) // not searched since v253
+	mk(t, root, "var/lib/extensions/bad\xffname.raw", false)
+	mk(t, root, "var/lib/extensions/.#partial.raw", false)
 	if err := os.Symlink("/var/lib/extensions/baz", filepath.Join(root, "etc/extensions/qux")); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +90,8 @@ func TestDiscoverPrecedenceMaskingAndSkips(t *testing.T) {
 	for _, s := range d.Skipped {
 		skipped[s.Entry] = true
 	}
-	if !skipped["/var/lib/extensions/notes.txt"] || !skipped["/etc/extensions/dangling.raw"] {
+	if !skipped["/var/lib/extensions/notes.txt"] || !skipped["/etc/extensions/dangling.raw"] ||
+		!skipped["/var/lib/extensions/bad\xffname.raw"] || !skipped["/var/lib/extensions/.#partial.raw"] {
 		t.Errorf("skipped = %v", d.Skipped)
 	}
 	// Sorted by version order.
