@@ -554,6 +554,9 @@ func (e *Engine) hierarchyStates() ([]Hierarchy, error) {
 		if fi, resolved, err := rootfs.Stat(e.Root, h); err == nil && fi.IsDir() {
 			hs.Exists, hs.Host, hs.Mode = true, resolved, fi.Mode().Perm()
 			hs.Empty = dirEmpty(resolved)
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				hs.Dev = uint64(st.Dev)
+			}
 		} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("inspect hierarchy %s: %w", h, err)
 		}

@@ -3,6 +3,7 @@ package merge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -115,6 +116,11 @@ func TestMergeFormats(t *testing.T) {
 	}
 	if got := read(t, filepath.Join(root, "usr/.systemd-sysext/extensions")); got != "dirext\nefour\nero\ngpt\nsq\n" {
 		t.Errorf("extensions marker %q", got)
+	}
+	var hostSt unix.Stat_t
+	unix.Stat(root, &hostSt)
+	if got := read(t, filepath.Join(root, "usr/.systemd-sysext/backing")); got != fmt.Sprintf("%d:%d\n", unix.Major(hostSt.Dev), unix.Minor(hostSt.Dev)) && unix.Major(hostSt.Dev) != 0 {
+		t.Errorf("backing marker %q", got)
 	}
 	if got := read(t, filepath.Join(root, "opt/.systemd-sysext/extensions")); got != "efour\nero\ngpt\nsq\n" {
 		t.Errorf("/opt extensions marker %q (dirext provides no /opt)", got)

@@ -77,6 +77,9 @@ func MarkerFiles(c imageclass.Class, hp HierarchyPlan, origin Origin, dev uint64
 		"dev":      []byte(fmt.Sprintf("%d:%d\n", unix.Major(dev), unix.Minor(dev))),
 		"origin":   origin.Marshal(),
 	}
+	if hp.BackingDev != 0 {
+		files["backing"] = []byte(fmt.Sprintf("%d:%d\n", unix.Major(hp.BackingDev), unix.Minor(hp.BackingDev)))
+	}
 	if hp.WorkDirMarker != "" {
 		files["work_dir"] = []byte(cEscape(hp.WorkDirMarker) + "\n")
 	}

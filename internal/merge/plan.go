@@ -37,6 +37,9 @@ type Hierarchy struct {
 	Empty   bool
 	Mode    fs.FileMode // permission bits; 0755 when missing
 	Mutable MutableDir
+	// Dev is the device the hierarchy lives on (st_dev), for the
+	// "backing" marker.
+	Dev uint64
 }
 
 // MutableDir describes /var/lib/extensions.mutable/<hierarchy> in the root.
@@ -103,6 +106,9 @@ type HierarchyPlan struct {
 	// WorkDirMarker is the work directory relative to the root, recorded
 	// so unmerge can remove it; empty for read-only and ephemeral modes.
 	WorkDirMarker string
+	// BackingDev is the block device under the host layer (0 when the
+	// host is not a layer or lives on a virtual filesystem).
+	BackingDev uint64
 }
 
 // Plan is the whole merge: what gets mounted where.
@@ -236,6 +242,9 @@ func planHierarchy(in Input, h Hierarchy, exts []Extension) (HierarchyPlan, bool
 	hp.Layers = append(hp.Layers, extLayers...)
 	if h.Exists && !h.Empty && !hostIsUpper {
 		hp.Layers = append(hp.Layers, Layer{Kind: LayerHost, Path: h.Host})
+		if unix.Major(h.Dev) != 0 {
+			hp.BackingDev = h.Dev
+		}
 	}
 
 	hp.Flags = unix.MS_RDONLY | unix.MS_NODEV
