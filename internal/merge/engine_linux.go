@@ -69,6 +69,16 @@ type Result struct {
 // merge of ours.
 var ErrAlreadyMerged = errors.New("already merged")
 
+// AlreadyMergedError names the hierarchy that is merged already, in
+// systemd's words.
+type AlreadyMergedError struct{ Hierarchy string }
+
+func (e *AlreadyMergedError) Error() string {
+	return fmt.Sprintf("Hierarchy '%s' is already merged. (Use refresh to replace the merge.)", e.Hierarchy)
+}
+
+func (e *AlreadyMergedError) Is(target error) bool { return target == ErrAlreadyMerged }
+
 func (e *Engine) log() *slog.Logger {
 	if e.Log == nil {
 		return slog.New(slog.DiscardHandler)
@@ -155,7 +165,7 @@ func (e *Engine) Merge(ctx context.Context) (Result, error) {
 			return Result{}, err
 		}
 		if st.Ours {
-			return Result{}, fmt.Errorf("hierarchy '%s' is already merged (use refresh to replace it): %w", h, ErrAlreadyMerged)
+			return Result{}, &AlreadyMergedError{Hierarchy: h}
 		}
 	}
 	return e.apply(ctx, false)
@@ -234,8 +244,10 @@ func (e *Engine) apply(ctx context.Context, refresh bool) (Result, error) {
 	defer closeTrees(out.trees)
 
 	if len(res.Plan.Extensions) > 0 {
-		e.log().Info(fmt.Sprintf("Using extensions %s.", quoteList(res.Plan.Extensions)))
-	} else if res.Plan.Empty() {
+		e.log().Info(fmt.Sprintf("Using extensions %s.", quoteList(usedFileNames(res.Plan.Extensions, disc))))
+	} else if !res.Plan.Empty() {
+		e.log().Info("No extensions found, proceeding in mutable mode.")
+	} else {
 		res.NothingUp = true
 		ignored := 0
 		for _, v := range res.Verdicts {
@@ -732,10 +744,25 @@ func requirePrivilege() error {
 type PrivilegeError struct{}
 
 func (*PrivilegeError) Error() string {
-	return "need to be privileged (run as root, or with CAP_SYS_ADMIN)"
+	return "Need to be privileged. (Run as root, or with CAP_SYS_ADMIN.)"
 }
 
 func (*PrivilegeError) Is(target error) bool { return target == syscall.EPERM }
+
+// usedFileNames maps merged extension names to their images' file names,
+// which is what systemd v257+ logs.
+func usedFileNames(names []string, disc image.Discovery) []string {
+	files := make([]string, len(names))
+	for i, n := range names {
+		files[i] = n
+		for _, img := range disc.Images {
+			if img.Name == n {
+				files[i] = filepath.Base(img.Entry)
+			}
+		}
+	}
+	return files
+}
 
 func quoteList(names []string) string {
 	q := make([]string, len(names))
