@@ -223,11 +223,7 @@ type statusRow struct {
 }
 
 func runStatus(_ context.Context, env *Env, class imageclass.Class, f *extFlags) error {
-	e, err := engine(env, class, f)
-	if err != nil {
-		return handleMutableHelp(env, err)
-	}
-	jm, err := jsonMode(f)
+	e, jm, err := setup(env, class, f)
 	if err != nil {
 		return err
 	}
@@ -263,19 +259,29 @@ func runStatus(_ context.Context, env *Env, class imageclass.Class, f *extFlags)
 	return t.write(env.Stdout, !f.noLegend)
 }
 
-func handleMutableHelp(env *Env, err error) error {
-	if errors.Is(err, errMutableHelp) {
-		return printMutableHelp(env.Stdout)
-	}
-	return err
-}
-
-func runMerge(ctx context.Context, env *Env, class imageclass.Class, f *extFlags, refresh bool) error {
+// setup builds the engine and the JSON mode every verb needs.
+// --mutable=help prints the modes and ends the command successfully.
+func setup(env *Env, class imageclass.Class, f *extFlags) (*merge.Engine, string, error) {
 	e, err := engine(env, class, f)
+	if errors.Is(err, errMutableHelp) {
+		if err := printMutableHelp(env.Stdout); err != nil {
+			return nil, "", err
+		}
+		return nil, "", errDone
+	}
 	if err != nil {
-		return handleMutableHelp(env, err)
+		return nil, "", err
 	}
 	jm, err := jsonMode(f)
+	return e, jm, err
+}
+
+// errDone ends a command early with success.
+var errDone = errors.New("done")
+
+
+func runMerge(ctx context.Context, env *Env, class imageclass.Class, f *extFlags, refresh bool) error {
+	e, jm, err := setup(env, class, f)
 	if err != nil {
 		return err
 	}
@@ -308,9 +314,9 @@ func runMerge(ctx context.Context, env *Env, class imageclass.Class, f *extFlags
 }
 
 func runUnmerge(ctx context.Context, env *Env, class imageclass.Class, f *extFlags) error {
-	e, err := engine(env, class, f)
+	e, _, err := setup(env, class, f)
 	if err != nil {
-		return handleMutableHelp(env, err)
+		return err
 	}
 	reload := false
 	if !f.noReload && f.root == "" {
@@ -371,11 +377,7 @@ type listRow struct {
 }
 
 func runList(_ context.Context, env *Env, class imageclass.Class, f *extFlags) error {
-	e, err := engine(env, class, f)
-	if err != nil {
-		return handleMutableHelp(env, err)
-	}
-	jm, err := jsonMode(f)
+	e, jm, err := setup(env, class, f)
 	if err != nil {
 		return err
 	}
@@ -451,38 +453,13 @@ type checkResult struct {
 }
 
 func runCheck(env *Env, class imageclass.Class, f *extFlags, imagePath, osReleasePath string) error {
-	e, err := engine(env, class, f)
-	if err != nil {
-		return handleMutableHelp(env, err)
-	}
-	jm, err := jsonMode(f)
+	e, jm, err := setup(env, class, f)
 	if err != nil {
 		return err
 	}
-	fi, err := os.Stat(imagePath)
+	img, err := image.FromPath(imagePath, class)
 	if err != nil {
 		return fmt.Errorf("check %s: %w", imagePath, err)
-	}
-	img := image.Image{Path: imagePath, Entry: imagePath, Mtime: fi.ModTime(), Size: fi.Size()}
-	var ok bool
-	base := filepath.Base(filepath.Clean(imagePath))
-	switch {
-	case fi.IsDir():
-		img.Kind = image.KindDirectory
-		img.Name, ok = image.NameOfDir(base, class)
-	case fi.Mode().IsRegular():
-		img.Kind = image.KindRaw
-		img.Name, ok = image.NameOfRaw(base, class)
-		if !ok {
-			// Accept any file name for checking; systemd would need .raw.
-			img.Name, ok = strings.TrimSuffix(base, filepath.Ext(base)), true
-		}
-	default:
-		img.Kind = image.KindBlock
-		img.Name, ok = base, image.NameIsValid(base)
-	}
-	if !ok {
-		return fmt.Errorf("check %s: %q is not a valid image name", imagePath, base)
 	}
 	var host osrelease.Host
 	if osReleasePath != "" {

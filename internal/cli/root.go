@@ -55,7 +55,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SilenceUsage = true
 
 	err := root.Execute()
-	if err == nil {
+	if err == nil || errors.Is(err, errDone) {
 		return 0
 	}
 	var ee *ExitError
@@ -104,6 +104,7 @@ var subcommands = []func(*Env) *cobra.Command{
 	newMergeExecCommand,
 	newBakeCommand,
 	newLintCommand,
+	newInspectCommand,
 }
 
 // Version is the program version, set at link time.

@@ -123,27 +123,9 @@ func mergeExec(env *Env, f *testFlags, imagePath string, argv []string) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make the test's mount namespace private: %w", err)
 	}
-	fi, err := os.Stat(imagePath)
+	img, err := image.FromPath(imagePath, imageclass.Sysext)
 	if err != nil {
-		return err
-	}
-	img := image.Image{Path: imagePath, Entry: imagePath, Mtime: fi.ModTime(), Size: fi.Size()}
-	base := filepath.Base(imagePath)
-	var ok bool
-	switch {
-	case fi.IsDir():
-		img.Kind = image.KindDirectory
-		img.Name, ok = image.NameOfDir(base, imageclass.Sysext)
-	case fi.Mode().IsRegular():
-		img.Kind = image.KindRaw
-		if img.Name, ok = image.NameOfRaw(base, imageclass.Sysext); !ok {
-			img.Name, ok = strings.TrimSuffix(base, filepath.Ext(base)), true
-		}
-	default:
-		img.Kind, img.Name, ok = image.KindBlock, base, true
-	}
-	if !ok {
-		return fmt.Errorf("test %s: %q is not a valid image name", imagePath, base)
+		return fmt.Errorf("test %s: %w", imagePath, err)
 	}
 	class, err := testClass(f.class, img)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -251,3 +252,39 @@ func unwrapPath(err error) error {
 }
 
 func describe(err error) string { return unwrapPath(err).Error() }
+
+// FromPath makes an Image of a file, directory or block device given
+// directly (strata sysext check, strata test), named as discovery would
+// name it. A regular file without ".raw" is accepted and named after its
+// base name without extension.
+func FromPath(p string, c imageclass.Class) (Image, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return Image{}, err
+	}
+	img := Image{Path: p, Entry: p, Mtime: fi.ModTime(), Size: fi.Size()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		img.Dev, img.Ino = uint64(st.Dev), st.Ino
+	}
+	base := path.Base(path.Clean(p))
+	ok := false
+	switch {
+	case fi.IsDir():
+		img.Kind = KindDirectory
+		img.Name, ok = NameOfDir(base, c)
+	case fi.Mode().IsRegular():
+		img.Kind = KindRaw
+		if img.Name, ok = NameOfRaw(base, c); !ok {
+			img.Name = strings.TrimSuffix(base, path.Ext(base))
+			ok = NameIsValid(img.Name)
+		}
+	case fi.Mode()&fs.ModeDevice != 0 && fi.Mode()&fs.ModeCharDevice == 0:
+		img.Kind, img.Name, ok = KindBlock, base, NameIsValid(base)
+	default:
+		return Image{}, fmt.Errorf("%s is neither a directory, a regular file nor a block device", p)
+	}
+	if !ok {
+		return Image{}, fmt.Errorf("%q is not a valid image name", base)
+	}
+	return img, nil
+}
