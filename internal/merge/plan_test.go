@@ -211,6 +211,10 @@ func TestSplitOptionsAndWorkDir(t *testing.T) {
 func FuzzPlanInputs(f *testing.F) {
 	f.Add("usr", "a,b", "yes", "x,y:z")
 	f.Fuzz(func(t *testing.T, h, names, mode, opt string) {
+		// Hierarchies are validated as absolute and normalized first.
+		if _, err := ParseHierarchies("X", "/"+h); err != nil {
+			return
+		}
 		m, err := ParseMode(mode)
 		if err != nil {
 			m = MutableNo
