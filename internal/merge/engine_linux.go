@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -448,6 +449,25 @@ func (e *Engine) prepare(staging string, host osrelease.Host, disc image.Discove
 	if err := unix.Mount("", staging, "", unix.MS_PRIVATE, ""); err != nil {
 		return nil, Plan{}, nil, fmt.Errorf("make staging private: %w", err)
 	}
+	// Mounts below the hierarchies (a tmpfs on /usr/share/x, a bind
+	// mount) are carried into the new overlays: captured now, as they
+	// are visible, and attached inside each overlay before it is moved
+	// into place, so they never disappear.
+	subs := map[string][]submount{}
+	for _, h := range e.Hierarchies {
+		s, err := captureSubmounts(rootfs.Join(e.Root, h), e.Class.MarkerDir())
+		if err != nil {
+			return nil, Plan{}, nil, err
+		}
+		subs[h] = s
+	}
+	defer func() {
+		for _, list := range subs {
+			for _, sm := range list {
+				unix.Close(sm.fd)
+			}
+		}
+	}()
 	// Reveal the host hierarchies below our current merge, in this
 	// namespace only.
 	for _, h := range e.Hierarchies {
@@ -499,7 +519,7 @@ func (e *Engine) prepare(staging string, host osrelease.Host, disc image.Discove
 	}
 	var trees []preparedTree
 	for _, hp := range plan.Hierarchies {
-		fd, err := e.buildOverlay(staging, plan, hp)
+		fd, err := e.buildOverlay(staging, plan, hp, subs[hp.Hierarchy])
 		if err != nil {
 			closeTrees(trees)
 			return nil, plan, verdicts, err
@@ -604,7 +624,7 @@ func dirEmpty(p string) bool {
 
 // buildOverlay mounts the overlay of one hierarchy in the staging area,
 // writes its marker files, and returns it as a detached mount tree.
-func (e *Engine) buildOverlay(staging string, plan Plan, hp HierarchyPlan) (int, error) {
+func (e *Engine) buildOverlay(staging string, plan Plan, hp HierarchyPlan, subs []submount) (int, error) {
 	marker := filepath.Join(hp.Meta, e.Class.MarkerDir())
 	if err := os.MkdirAll(marker, 0o755); err != nil {
 		return -1, err
@@ -669,11 +689,86 @@ func (e *Engine) buildOverlay(staging string, plan Plan, hp HierarchyPlan) (int,
 			return -1, fmt.Errorf("make marker directory read-only: %w", err)
 		}
 	}
+	for _, sm := range subs {
+		dst := filepath.Join(mnt, sm.rel)
+		if fi, err := os.Stat(dst); err != nil || !fi.IsDir() {
+			e.log().Warn(fmt.Sprintf("Not carrying mount %s into the merged %s: the merged tree has no directory there.", filepath.Join(hp.Target, sm.rel), hp.Hierarchy))
+			continue
+		}
+		if err := unix.MoveMount(sm.fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return -1, fmt.Errorf("carry mount %s into the merged %s: %w", filepath.Join(hp.Target, sm.rel), hp.Hierarchy, err)
+		}
+	}
 	fd, err := unix.OpenTree(unix.AT_FDCWD, mnt, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 	if err != nil {
 		return -1, fmt.Errorf("detach overlay of %s: %w", hp.Hierarchy, err)
 	}
 	return fd, nil
+}
+
+// submount is a mount below a hierarchy, cloned as a detached tree.
+type submount struct {
+	rel string
+	fd  int
+}
+
+// captureSubmounts clones the outermost mounts strictly below target (as
+// this thread's namespace shows them), except our marker directory.
+func captureSubmounts(target, marker string) ([]submount, error) {
+	data, err := os.ReadFile("/proc/thread-self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("read mount table: %w", err)
+	}
+	var points []string
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMountinfo(f[4])
+		rel, ok := strings.CutPrefix(mp, target+"/")
+		if !ok || rel == "" || rel == marker || strings.HasPrefix(rel, marker+"/") || seen[rel] {
+			continue
+		}
+		seen[rel] = true
+		points = append(points, rel)
+	}
+	sortStrings(points)
+	var out []submount
+	for _, rel := range points {
+		if len(out) > 0 && strings.HasPrefix(rel, out[len(out)-1].rel+"/") {
+			continue // nested: travels with its parent (AT_RECURSIVE)
+		}
+		fd, err := unix.OpenTree(unix.AT_FDCWD, filepath.Join(target, rel), unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+		if err != nil {
+			for _, sm := range out {
+				unix.Close(sm.fd)
+			}
+			return nil, fmt.Errorf("capture mount %s: %w", filepath.Join(target, rel), err)
+		}
+		out = append(out, submount{rel: rel, fd: fd})
+	}
+	return out, nil
+}
+
+// unescapeMountinfo undoes the octal escapes of /proc/*/mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // Unmerge removes every merge of ours from the hierarchies.

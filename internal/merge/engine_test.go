@@ -584,3 +584,44 @@ func TestHostileImages(t *testing.T) {
 		}
 	}
 }
+
+func TestSubmountsAreCarried(t *testing.T) {
+	if !privtest.InMountNS(t) {
+		return
+	}
+	root := exttest.Root(t, exttest.DefaultOSRelease)
+	exttest.SysextTree(t, filepath.Join(root, "var/lib/extensions/a"), "a", anyRelease, map[string]string{"usr/bin/a": "a"})
+	sub := filepath.Join(root, "usr/share/extra")
+	os.MkdirAll(sub, 0o755)
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(sub, "file"), []byte("sub\n"), 0o644)
+	e := newEngine(t, root, imageclass.Sysext)
+	if _, err := e.Merge(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(sub, "file")) != "sub\n" {
+		t.Fatal("submount not visible in the merged /usr")
+	}
+	// Still the same tmpfs: a write shows through after unmerge.
+	os.WriteFile(filepath.Join(sub, "written-while-merged"), []byte("w"), 0o644)
+	exttest.SysextTree(t, filepath.Join(root, "var/lib/extensions/b"), "b", anyRelease, map[string]string{"usr/bin/b": "b"})
+	if _, err := e.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(sub, "file")) != "sub\n" || read(t, filepath.Join(root, "usr/bin/b")) != "b" {
+		t.Fatal("submount lost by refresh")
+	}
+	if _, err := e.Unmerge(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(sub, "written-while-merged")) != "w" {
+		t.Fatal("submount not carried back out")
+	}
+	mustNotExist(t, filepath.Join(root, "usr/bin/a"))
+	if err := unix.Unmount(sub, 0); err != nil {
+		t.Fatalf("unmount submount: %v (something else still holds it)", err)
+	}
+	checkClean(t, root, root)
+}
