@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/loop"
+	"github.com/stratalinux/strata/internal/merge"
 	"golang.org/x/sys/unix"
 )
 
@@ -124,6 +126,14 @@ func mergeCase(ctx context.Context, cfg MergeConfig, kind string, n int) ([]Row,
 	if err != nil {
 		return nil, err
 	}
+	inproc, err := inProcessMerge(ctx, roots["strata"], cfg.Reps)
+	if err != nil {
+		return nil, err
+	}
+	fullFloor, err := syscallFloor(base, src, roots["strata"], n, kind, cfg.Reps)
+	if err != nil {
+		return nil, err
+	}
 	var rows []Row
 	for _, step := range []string{"merge", "refresh", "unmerge"} {
 		r := Row{Group: "merge", Case: fmt.Sprintf("%s N=%d %s", kind, n, step), PeerName: "systemd-sysext 252", FloorName: "bare overlay mount(2)",
@@ -137,7 +147,74 @@ func mergeCase(ctx context.Context, cfg MergeConfig, kind string, n int) ([]Row,
 		rows = append(rows, r)
 		cfg.Log("%-28s strata %-9s peer %-9s floor %s", r.Case, Fmt(r.Strata), Fmt(r.Peer), Fmt(r.Floor))
 	}
-	return rows, nil
+	r := Row{Group: "merge", Case: fmt.Sprintf("%s N=%d merge, in-process", kind, n), PeerName: "systemd-sysext 252", FloorName: "bare overlay mount(2)",
+		Strata: inproc, Floor: fullFloor, Note: "merge.Engine without process start; floor here: attach + mount every image + overlay, by a minimal Go program"}
+	cfg.Log("%-28s strata %-9s floor %s", r.Case, Fmt(r.Strata), Fmt(r.Floor))
+	return append(rows, r), nil
+}
+
+// inProcessMerge times merge.Engine.Merge itself (median), without the
+// cost of starting a process.
+func inProcessMerge(ctx context.Context, root string, reps int) (time.Duration, error) {
+	var ds []time.Duration
+	for i := 0; i < reps; i++ {
+		e := &merge.Engine{Class: imageclass.Sysext, Root: root, Hierarchies: imageclass.Sysext.DefaultHierarchies(), Mode: merge.MutableNo}
+		start := time.Now()
+		if _, err := e.Merge(ctx); err != nil {
+			return 0, err
+		}
+		ds = append(ds, time.Since(start))
+		if _, err := e.Unmerge(ctx); err != nil {
+			return 0, err
+		}
+	}
+	return Median(ds), nil
+}
+
+// syscallFloor times the least work a merge can do: attach and mount
+// each image (squashfs) and mount one overlay over them.
+func syscallFloor(base, src, root string, n int, kind string, reps int) (time.Duration, error) {
+	var ds []time.Duration
+	target := filepath.Join(base, "floor-full")
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return 0, err
+	}
+	for r := 0; r < reps; r++ {
+		var lowers, mounted []string
+		start := time.Now()
+		for i := n; i >= 1; i-- {
+			name := fmt.Sprintf("ext%d", i)
+			if kind == "dir" {
+				lowers = append(lowers, filepath.Join(src, name, "usr"))
+				continue
+			}
+			mp := filepath.Join(base, "floor-full-m", name)
+			if err := os.MkdirAll(mp, 0o755); err != nil {
+				return 0, err
+			}
+			dev, err := loop.Attach(filepath.Join(src, name+".raw"), loop.Options{})
+			if err != nil {
+				return 0, err
+			}
+			err = unix.Mount(dev.Path, mp, "squashfs", unix.MS_RDONLY|unix.MS_NODEV, "")
+			dev.Close()
+			if err != nil {
+				return 0, err
+			}
+			mounted = append(mounted, mp)
+			lowers = append(lowers, filepath.Join(mp, "usr"))
+		}
+		lowers = append(lowers, filepath.Join(root, "usr"))
+		if err := unix.Mount("overlay", target, "overlay", unix.MS_RDONLY|unix.MS_NODEV, "lowerdir="+strings.Join(lowers, ":")); err != nil {
+			return 0, err
+		}
+		ds = append(ds, time.Since(start))
+		_ = unix.Unmount(target, 0)
+		for _, m := range mounted {
+			_ = unix.Unmount(m, unix.MNT_DETACH)
+		}
+	}
+	return Median(ds), nil
 }
 
 // makeExtension writes extension i: ten scripts in usr/bin, ten 2 KiB
