@@ -279,7 +279,6 @@ func setup(env *Env, class imageclass.Class, f *extFlags) (*merge.Engine, string
 // errDone ends a command early with success.
 var errDone = errors.New("done")
 
-
 func runMerge(ctx context.Context, env *Env, class imageclass.Class, f *extFlags, refresh bool) error {
 	e, jm, err := setup(env, class, f)
 	if err != nil {
