@@ -1,0 +1,251 @@
+package fsread
+
+import (
+	"container/list"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Magic numbers and where they sit.
+const (
+	squashfsMagic     = "hsqs"
+	erofsMagic        = 0xE0F5E1E2
+	erofsMagicOffset  = 1024
+	ext4Magic         = 0xEF53
+	ext4MagicOffset   = 1024 + 56
+	gptSignature      = "EFI PART"
+	minFilesystemSize = 2048
+)
+
+// Detect sniffs the image format from its magic numbers: squashfs "hsqs"
+// at offset 0, the erofs magic at 1024, the ext2/3/4 magic at 1024+56, or
+// a GPT header ("EFI PART") at LBA 1 for 512- or 4096-byte sectors. An
+// unknown image is an error naming the bytes that were found.
+func Detect(r io.ReaderAt, size int64) (Format, error) {
+	if size < 0 {
+		return "", fmt.Errorf("detect image format: negative size %d", size)
+	}
+	rd := &reader{r: r, size: size}
+	var head [4]byte
+	if size >= 4 {
+		if err := rd.readAt(head[:], 0); err != nil {
+			return "", fmt.Errorf("detect image format: %w", err)
+		}
+		if string(head[:]) == squashfsMagic {
+			return Squashfs, nil
+		}
+	}
+	for _, sector := range []int64{512, 4096} {
+		if size >= 2*sector {
+			var sig [8]byte
+			if err := rd.readAt(sig[:], sector); err != nil {
+				return "", fmt.Errorf("detect image format: %w", err)
+			}
+			if string(sig[:]) == gptSignature {
+				return GPT, nil
+			}
+		}
+	}
+	if size >= erofsMagicOffset+4 {
+		var m [4]byte
+		if err := rd.readAt(m[:], erofsMagicOffset); err != nil {
+			return "", fmt.Errorf("detect image format: %w", err)
+		}
+		if binary.LittleEndian.Uint32(m[:]) == erofsMagic {
+			return Erofs, nil
+		}
+	}
+	if size >= ext4MagicOffset+2 {
+		var m [2]byte
+		if err := rd.readAt(m[:], ext4MagicOffset); err != nil {
+			return "", fmt.Errorf("detect image format: %w", err)
+		}
+		if binary.LittleEndian.Uint16(m[:]) == ext4Magic {
+			return Ext4, nil
+		}
+	}
+	n := min(size, 16)
+	found := make([]byte, n)
+	if n > 0 {
+		if err := rd.readAt(found, 0); err != nil {
+			return "", fmt.Errorf("detect image format: %w", err)
+		}
+	}
+	return "", fmt.Errorf("unknown image format: %d bytes starting with %q (% x); expected squashfs, erofs, ext4 or a GPT disk image", size, found, found)
+}
+
+// Open opens an extension image. A file system image is opened directly.
+// For a GPT disk image Open picks the partition that systemd-dissect would
+// use for a system extension: the root partition for architecture arch (a
+// systemd architecture name such as "x86-64" or "arm64"), else the usr
+// partition for arch, else – only if it is the table's single partition –
+// a generic Linux data partition. Partitions flagged no-auto are ignored,
+// as the Discoverable Partitions Specification requires.
+//
+// Errors name the image when r has a Name method (as *os.File does).
+func Open(r io.ReaderAt, size int64, arch string) (*Image, error) {
+	img, err := open(r, size, arch)
+	if err != nil {
+		if n, ok := r.(interface{ Name() string }); ok {
+			return nil, fmt.Errorf("open image %s: %w", n.Name(), err)
+		}
+		return nil, fmt.Errorf("open image: %w", err)
+	}
+	return img, nil
+}
+
+func open(r io.ReaderAt, size int64, arch string) (*Image, error) {
+	f, err := Detect(r, size)
+	if err != nil {
+		return nil, err
+	}
+	if f != GPT {
+		fsys, err := openFS(f, r, size)
+		if err != nil {
+			return nil, err
+		}
+		return &Image{Format: f, FS: fsys, FSFormat: f}, nil
+	}
+	parts, err := ReadGPT(r, size)
+	if err != nil {
+		return nil, err
+	}
+	p, err := pickPartition(parts, arch)
+	if err != nil {
+		return nil, err
+	}
+	sr := io.NewSectionReader(r, p.Offset, p.Size)
+	pf, err := Detect(sr, p.Size)
+	if err != nil {
+		return nil, fmt.Errorf("partition %d (%s): %w", p.Index, p.Type, err)
+	}
+	if pf == GPT {
+		return nil, fmt.Errorf("partition %d (%s) holds another partition table", p.Index, p.Type)
+	}
+	fsys, err := openFS(pf, sr, p.Size)
+	if err != nil {
+		return nil, fmt.Errorf("partition %d (%s): %w", p.Index, p.Type, err)
+	}
+	pc := p
+	return &Image{Format: GPT, Partition: &pc, FS: fsys, FSFormat: pf}, nil
+}
+
+func openFS(f Format, r io.ReaderAt, size int64) (FS, error) {
+	rd := &reader{r: r, size: size}
+	var (
+		b   backend
+		err error
+	)
+	switch f {
+	case Squashfs:
+		b, err = openSquashfs(rd)
+	case Erofs:
+		b, err = openErofs(rd)
+	case Ext4:
+		b, err = openExt4(rd)
+	default:
+		return nil, fmt.Errorf("format %s is not a file system", f)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fsys := newFS(b, f)
+	// Load the root now so that an image whose root is unreadable fails
+	// to open rather than on first use.
+	root, err := b.root()
+	if err != nil {
+		return nil, err
+	}
+	if !isDir(root) {
+		return nil, fmt.Errorf("%s root inode is not a directory", f)
+	}
+	return fsys, nil
+}
+
+// reader reads exact byte ranges from an image of known size.
+type reader struct {
+	r    io.ReaderAt
+	size int64
+}
+
+var errTruncated = errors.New("image truncated or offset out of range")
+
+// readAt fills p from off, failing unless all of p lies inside the image.
+func (r *reader) readAt(p []byte, off int64) error {
+	if off < 0 || off > r.size || int64(len(p)) > r.size-off {
+		return fmt.Errorf("read %d bytes at offset %d of %d-byte image: %w", len(p), off, r.size, errTruncated)
+	}
+	n, err := r.r.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("read %d bytes at offset %d: %w", len(p), off, err)
+}
+
+// bytes reads n bytes at off into a new slice.
+func (r *reader) bytes(off int64, n int) ([]byte, error) {
+	if n < 0 || int64(n) > r.size {
+		return nil, fmt.Errorf("read %d bytes at offset %d of %d-byte image: %w", n, off, r.size, errTruncated)
+	}
+	b := make([]byte, n)
+	if err := r.readAt(b, off); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// lru is a small, mutex-protected least-recently-used cache of decoded
+// blocks, so that metadata shared by many inodes is decoded once.
+type lru[V any] struct {
+	mu    sync.Mutex
+	max   int
+	ll    *list.List
+	items map[int64]*list.Element
+}
+
+type lruEntry[V any] struct {
+	key int64
+	val V
+}
+
+func newLRU[V any](max int) *lru[V] {
+	return &lru[V]{max: max, ll: list.New(), items: make(map[int64]*list.Element)}
+}
+
+func (c *lru[V]) get(k int64) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[k]; ok {
+		c.ll.MoveToFront(e)
+		return e.Value.(*lruEntry[V]).val, true
+	}
+	var zero V
+	return zero, false
+}
+
+func (c *lru[V]) put(k int64, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[k]; ok {
+		e.Value.(*lruEntry[V]).val = v
+		c.ll.MoveToFront(e)
+		return
+	}
+	c.items[k] = c.ll.PushFront(&lruEntry[V]{key: k, val: v})
+	for c.ll.Len() > c.max {
+		e := c.ll.Back()
+		c.ll.Remove(e)
+		delete(c.items, e.Value.(*lruEntry[V]).key)
+	}
+}
+
+// Little-endian decoding shorthands; callers check lengths first.
+func u16(b []byte) uint16 { return binary.LittleEndian.Uint16(b) }
+func u32(b []byte) uint32 { return binary.LittleEndian.Uint32(b) }
+func u64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }

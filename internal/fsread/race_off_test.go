@@ -1,0 +1,5 @@
+//go:build !race
+
+package fsread
+
+const raceEnabled = false
