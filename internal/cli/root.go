@@ -76,6 +76,11 @@ func commandFor(env *Env, name string) *cobra.Command {
 		return newExtCommand(env, "systemd-sysext", classSysext)
 	case "systemd-confext":
 		return newExtCommand(env, "systemd-confext", classConfext)
+	case "systemd-sysupdate":
+		return newSysupdateCommand(env, "systemd-sysupdate")
+	}
+	if name != "strata" && isFlakeInvocation(name) {
+		return newFlakeLauncherCommand(env, name)
 	}
 	return newRootCommand(env)
 }
@@ -105,6 +110,13 @@ var subcommands = []func(*Env) *cobra.Command{
 	newBakeCommand,
 	newLintCommand,
 	newInspectCommand,
+	newFlakeCommand,
+	func(env *Env) *cobra.Command { return newSysupdateCommand(env, "sysupdate") },
+	newPublishCommand,
+	newKeyCommand,
+	newServeCommand,
+	newExtPkgCommand,
+	newProvisionCommand,
 }
 
 // Version is the program version, set at link time.

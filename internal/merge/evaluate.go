@@ -68,7 +68,7 @@ func evaluateOne(cand Candidate, c imageclass.Class, host osrelease.Host, force 
 	// first words and then what exactly is wrong with which file.
 	failed := func(err error) Verdict {
 		v.Status, v.Reason = StatusBad, "bad image: "+err.Error()
-		v.Fatal = fmt.Errorf("Failed to read metadata for image %s: %s: %w", cand.Image.Name, cand.Image.Entry, err)
+		v.Fatal = &MetadataError{Name: cand.Image.Name, Entry: cand.Image.Entry, Err: err}
 		return v
 	}
 	raw := cand.Image.Kind != image.KindDirectory
@@ -111,3 +111,16 @@ func other(c imageclass.Class) imageclass.Class {
 	}
 	return imageclass.Sysext
 }
+
+// MetadataError is an image whose metadata cannot be read, which fails
+// the whole merge; its text starts with systemd's words.
+type MetadataError struct {
+	Name, Entry string
+	Err         error
+}
+
+func (e *MetadataError) Error() string {
+	return fmt.Sprintf("Failed to read metadata for image %s: %s: %v", e.Name, e.Entry, e.Err)
+}
+
+func (e *MetadataError) Unwrap() error { return e.Err }

@@ -47,11 +47,4 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("unknown mutable mode %q (known: %s)", s, strings.Join(names, ", "))
 }
 
-// upper reports whether the mode gives the overlay a writable layer.
-func (m Mode) upper() bool {
-	return m == MutableYes || m == MutableAuto || m == MutableEphemeral || m == MutableEphemeralImport
-}
-
 func (m Mode) ephemeral() bool { return m == MutableEphemeral || m == MutableEphemeralImport }
-
-func (m Mode) imports() bool { return m == MutableImport || m == MutableEphemeralImport }

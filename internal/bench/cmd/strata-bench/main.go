@@ -83,7 +83,11 @@ type section struct {
 
 // extraBenches are the other benchmark groups (bake, update, …) that
 // join the report.
-var extraBenches []func(ctx context.Context, strataBin, workDir string, quick bool, logf func(string, ...any)) ([]bench.Row, string, string, error)
+var extraBenches = []func(ctx context.Context, strataBin, workDir string, quick bool, logf func(string, ...any)) ([]bench.Row, string, string, error){
+	bench.BakeSection,
+	updateBench,
+	flakeBench,
+}
 
 const mergeNotes = `Each case: N extensions (10 scripts in usr/bin and ten 2 KiB files each,
 the baseline's shape) in <root>/var/lib/extensions; merge, then add one and

@@ -1,0 +1,206 @@
+// Package bake turns a populated tree into a reproducible extension image:
+// it decides the bake plan (pure: name, file names, extension-release,
+// writer options) and carries it out (write aside, lint in parallel,
+// fsync, hash, rename).
+package bake
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/stratalinux/strata/internal/fsimage"
+	"github.com/stratalinux/strata/internal/imageclass"
+)
+
+// Request is what the user asked for.
+type Request struct {
+	Dir         string
+	Name        string
+	Version     string
+	Arch        string // any spelling; "" = host
+	Class       imageclass.Class
+	Format      string // "" = squashfs
+	Compression string
+	OS          string // --os ID[:VERSION_ID|:level=LEVEL]
+	Scope       string
+	OutDir      string
+	Epoch       int64
+	// Reload forces EXTENSION_RELOAD_MANAGER on (true) or off (false);
+	// nil decides from whether the tree ships units.
+	Reload *bool
+}
+
+// Tree is what the plan needs to know about the source tree.
+type Tree struct {
+	// Release is the content of the extension-release file for Name if
+	// the tree has one (nil otherwise).
+	Release []byte
+	// HasUnits tells whether the tree ships systemd units.
+	HasUnits bool
+}
+
+// Plan is a bake decided in full; Execute carries it out.
+type Plan struct {
+	Req     Request
+	Arch    string
+	Writer  fsimage.Writer
+	Release Release
+	// ReleasePath is where the extension-release lives in the image.
+	ReleasePath string
+	// Generate is true when the release file is added (the tree has none).
+	Generate bool
+	// FileName is the output's base name: NAME-VERSION-ARCH.raw (a
+	// directory image has no .raw).
+	FileName string
+	// Output is the full output path.
+	Output string
+}
+
+// ValidName checks an image name: it becomes a file name and the suffix
+// of extension-release.NAME.
+func ValidName(s string) error {
+	if s == "" {
+		return errors.New("the image name is empty (give --name)")
+	}
+	if len(s) > 128 || s[0] == '.' || s[0] == '-' {
+		return fmt.Errorf("image name %q must not start with '.' or '-' and be at most 128 bytes", s)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == '+') {
+			return fmt.Errorf("image name %q: only letters, digits, '-', '_', '.' and '+' are allowed", s)
+		}
+	}
+	return nil
+}
+
+// ValidVersion checks a version: it sits between two '-' in the file
+// name, so it may not contain '-' itself (sysupdate's @v and the bakery's
+// redirector split there).
+func ValidVersion(s string) error {
+	if s == "" {
+		return errors.New("the version is empty (give --version)")
+	}
+	if len(s) > 128 {
+		return fmt.Errorf("version %q is longer than 128 bytes", s)
+	}
+	for _, r := range s {
+		if r == '-' {
+			return fmt.Errorf("version %q contains '-', which splits NAME-VERSION-ARCH.raw wrongly: use '~' or '_' (e.g. %s)", s, strings.ReplaceAll(s, "-", "~"))
+		}
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._+~^", r)) {
+			return fmt.Errorf("version %q: only letters, digits, '.', '_', '+', '~' and '^' are allowed", s)
+		}
+	}
+	return nil
+}
+
+// NewPlan decides the bake from the request and the facts about the tree.
+func NewPlan(req Request, tree Tree) (Plan, error) {
+	if err := ValidName(req.Name); err != nil {
+		return Plan{}, err
+	}
+	if err := ValidVersion(req.Version); err != nil {
+		return Plan{}, err
+	}
+	arch, err := NormalizeArch(req.Arch)
+	if err != nil {
+		return Plan{}, err
+	}
+	w, err := fsimage.New(req.Format)
+	if err != nil {
+		return Plan{}, err
+	}
+	id, vid, level, err := ParseOS(req.OS)
+	if err != nil {
+		return Plan{}, err
+	}
+	if req.Epoch < 0 {
+		return Plan{}, fmt.Errorf("SOURCE_DATE_EPOCH=%d is negative", req.Epoch)
+	}
+	reload := tree.HasUnits && req.Class == imageclass.Sysext
+	if req.Reload != nil {
+		reload = *req.Reload
+	}
+	rel := Release{Class: req.Class, Name: req.Name, Version: req.Version, ID: id, VersionID: vid,
+		Level: level, Scope: req.Scope, Arch: arch, ReloadManager: reload}
+	p := Plan{Req: req, Arch: arch, Writer: w, Release: rel, ReleasePath: req.Class.ReleasePath(req.Name)}
+	if tree.Release != nil {
+		fields, err := ParseRelease(tree.Release)
+		if err != nil {
+			return Plan{}, fmt.Errorf("%s in %s: %w", p.ReleasePath, req.Dir, err)
+		}
+		if errs := CheckRelease(fields, rel); len(errs) > 0 {
+			return Plan{}, fmt.Errorf("%s in %s: %w", p.ReleasePath, req.Dir, errors.Join(errs...))
+		}
+	} else {
+		p.Generate = true
+	}
+	base := req.Name + "-" + req.Version + "-" + arch
+	if w.IsDir() {
+		p.FileName = base
+	} else {
+		p.FileName = base + ".raw"
+	}
+	out := req.OutDir
+	if out == "" {
+		out = "."
+	}
+	p.Output = filepath.Join(out, p.FileName)
+	return p, nil
+}
+
+// ScanTree reads the facts NewPlan needs from the tree on disk.
+func ScanTree(dir string, class imageclass.Class, name string) (Tree, error) {
+	var t Tree
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return t, err
+	}
+	if !fi.IsDir() {
+		return t, fmt.Errorf("%s is not a directory", dir)
+	}
+	rp := filepath.Join(dir, filepath.FromSlash(class.ReleasePath(name)))
+	if b, err := readSmall(rp, 64<<10); err == nil {
+		t.Release = b
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return t, err
+	}
+	t.HasUnits = HasUnits(dir, class)
+	return t, nil
+}
+
+func readSmall(p string, limit int64) ([]byte, error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", p)
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", p, limit)
+	}
+	return os.ReadFile(p)
+}
+
+// UnitDirs are the directories, relative to the image root, whose files
+// are systemd units.
+var UnitDirs = []string{"usr/lib/systemd/system", "usr/local/lib/systemd/system", "etc/systemd/system", "usr/lib/systemd/user", "etc/systemd/user"}
+
+// HasUnits tells whether the tree ships any systemd unit or drop-in.
+func HasUnits(dir string, class imageclass.Class) bool {
+	for _, d := range UnitDirs {
+		if class == imageclass.Sysext && strings.HasPrefix(d, "etc/") || class == imageclass.Confext && !strings.HasPrefix(d, "etc/") {
+			continue
+		}
+		ents, err := os.ReadDir(filepath.Join(dir, d))
+		if err == nil && len(ents) > 0 {
+			return true
+		}
+	}
+	return false
+}

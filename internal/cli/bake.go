@@ -1,0 +1,276 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/stratalinux/strata/internal/bake"
+	"github.com/stratalinux/strata/internal/fsimage"
+	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/lint"
+)
+
+type bakeFlags struct {
+	name, version, arch, class, format, compression string
+	osSpec, scope, output, reload                   string
+	maxSize                                         string
+	json, list, noLint, allowUnverified             bool
+	baseURL                                         string
+	jobs                                            int
+}
+
+func newBakeCommand(env *Env) *cobra.Command {
+	var f bakeFlags
+	cmd := &cobra.Command{
+		Use:   "bake DIR | RECIPE...",
+		Short: "Bake a reproducible extension image from a directory or a recipe",
+		Long: `Bake a reproducible system or configuration extension image.
+
+From a directory (usr/ and opt/ for a sysext, etc/ for a confext):
+  strata bake DIR --name NAME --version VERSION [--arch ARCH] [--format squashfs|erofs|ext4|dir]
+
+From a recipe (a YAML file, or the name of one shipped with Strata; see --list):
+  strata bake RECIPE... [--version V|latest] [--arch x86-64|arm64|all]
+
+Several recipes and architectures bake in parallel (--jobs).
+
+The image is written as NAME-VERSION-ARCH.raw with a NAME-VERSION-ARCH.raw.sha256
+beside it in --output, and its path is printed. SOURCE_DATE_EPOCH (default 0)
+sets every timestamp; the same inputs give the same bytes.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if f.list {
+				return cobra.NoArgs(cmd, args)
+			}
+			return cobra.MinimumNArgs(1)(cmd, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmdContext(cmd), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if f.list {
+				return listRecipes(env, f.json)
+			}
+			if fi, err := os.Stat(args[0]); err == nil && fi.IsDir() {
+				if len(args) > 1 {
+					return fmt.Errorf("bake one directory at a time (got %d arguments)", len(args))
+				}
+				return bakeDir(ctx, env, args[0], f)
+			}
+			return bakeRecipes(ctx, env, args, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.name, "name", "", "image name (the NAME in extension-release.NAME)")
+	fl.StringVar(&f.version, "version", "", "image version; for a recipe, an upstream version or \"latest\"")
+	fl.StringVar(&f.arch, "arch", "", "architecture in systemd's names (x86-64, arm64, ...; default: this host's); recipes also take \"all\"")
+	fl.StringVar(&f.class, "class", "sysext", "extension class: sysext or confext")
+	fl.StringVar(&f.format, "format", "squashfs", "image format: squashfs, erofs, ext4 or dir")
+	fl.StringVar(&f.compression, "compression", "", "compressor: squashfs gzip (default), zstd, xz, lz4, lzo, none; erofs lz4hc (default), lz4, none")
+	fl.StringVar(&f.osSpec, "os", "", "pin the image to an OS: ID, ID:VERSION_ID or ID:level=SYSEXT_LEVEL (default ID=_any)")
+	fl.StringVar(&f.scope, "scope", "", "SYSEXT_SCOPE/CONFEXT_SCOPE, e.g. \"system portable\"")
+	fl.StringVarP(&f.output, "output", "o", ".", "output directory")
+	fl.StringVar(&f.reload, "reload-manager", "auto", "EXTENSION_RELOAD_MANAGER=1: auto (when the image has units), yes or no")
+	fl.StringVar(&f.maxSize, "max-size", "4G", "largest allowed image size for lint (0 = no limit)")
+	fl.BoolVar(&f.noLint, "no-lint", false, "do not lint the tree (not recommended)")
+	fl.BoolVar(&f.json, "json", false, "print the result as JSON")
+	fl.BoolVar(&f.list, "list", false, "list the recipes shipped with Strata")
+	fl.StringVar(&f.baseURL, "base-url", os.Getenv("STRATA_BAKE_BASE_URL"), "fetch every recipe URL from this mirror instead (scheme://host[/prefix]; env STRATA_BAKE_BASE_URL)")
+	fl.IntVarP(&f.jobs, "jobs", "j", 2, "images baked in parallel (several recipes or architectures)")
+	fl.BoolVar(&f.allowUnverified, "allow-unverified", false, "bake recipe artifacts whose upstream publishes no checksum")
+	return cmd
+}
+
+func cmdContext(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+// sourceDateEpoch reads SOURCE_DATE_EPOCH (default 0).
+func sourceDateEpoch() (int64, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a non-negative number of seconds", v)
+	}
+	return n, nil
+}
+
+// parseSize reads 123, 10K, 64M, 4G, 1T (powers of 1024).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(strings.TrimSuffix(strings.ToUpper(s), "B"))
+	mult := int64(1)
+	if s != "" {
+		switch s[len(s)-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			s = s[:len(s)-1]
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a number with an optional K, M, G or T suffix", s)
+	}
+	return n * mult, nil
+}
+
+func parseReload(s string) (*bool, error) {
+	switch s {
+	case "auto", "":
+		return nil, nil
+	case "yes", "true", "1", "on":
+		t := true
+		return &t, nil
+	case "no", "false", "0", "off":
+		f := false
+		return &f, nil
+	}
+	return nil, fmt.Errorf("--reload-manager %q: want auto, yes or no", s)
+}
+
+// progressWriter returns stderr when it is a terminal and output is not
+// JSON; nil otherwise (quiet in pipes).
+func progressWriter(env *Env, jsonOut bool) io.Writer {
+	if jsonOut {
+		return nil
+	}
+	if f, ok := env.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return f
+	}
+	return nil
+}
+
+// bakeTree bakes a populated tree: plan, lint alongside the write, execute.
+func bakeTree(ctx context.Context, env *Env, req bake.Request, f bakeFlags, progress io.Writer) (bake.Result, lint.Findings, error) {
+	tree, err := bake.ScanTree(req.Dir, req.Class, req.Name)
+	if err != nil {
+		return bake.Result{}, nil, fmt.Errorf("bake %s: %w", req.Dir, err)
+	}
+	plan, err := bake.NewPlan(req, tree)
+	if err != nil {
+		return bake.Result{}, nil, fmt.Errorf("bake %s: %w", req.Dir, err)
+	}
+	maxSize, err := parseSize(f.maxSize)
+	if err != nil {
+		return bake.Result{}, nil, fmt.Errorf("--max-size: %w", err)
+	}
+	var findings lint.Findings
+	eo := bake.ExecOptions{Progress: progress}
+	if !f.noLint {
+		eo.Check = func(ctx context.Context) error {
+			rel := map[string]string{}
+			for _, kv := range plan.Release.Fields() {
+				rel[kv[0]] = kv[1]
+			}
+			fs, err := lint.Run(ctx, os.DirFS(req.Dir).(lint.Tree), lint.Options{
+				Class: req.Class, Name: req.Name, Generated: plan.Generate, Release: rel, MaxSize: maxSize})
+			if err != nil {
+				return fmt.Errorf("lint %s: %w", req.Dir, err)
+			}
+			findings = fs
+			return fs.Err(req.Dir)
+		}
+	}
+	res, err := bake.Execute(ctx, plan, eo)
+	return res, findings, err
+}
+
+func bakeRequest(dir string, f bakeFlags) (bake.Request, error) {
+	class, err := imageclass.Parse(f.class)
+	if err != nil {
+		return bake.Request{}, err
+	}
+	if _, err := fsimage.New(f.format); err != nil {
+		return bake.Request{}, err
+	}
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return bake.Request{}, err
+	}
+	reload, err := parseReload(f.reload)
+	if err != nil {
+		return bake.Request{}, err
+	}
+	return bake.Request{Dir: dir, Name: f.name, Version: f.version, Arch: f.arch, Class: class,
+		Format: f.format, Compression: f.compression, OS: f.osSpec, Scope: f.scope,
+		OutDir: f.output, Epoch: epoch, Reload: reload}, nil
+}
+
+type bakeOutput struct {
+	bake.Result
+	Name     string         `json:"name"`
+	Version  string         `json:"version"`
+	Arch     string         `json:"arch"`
+	Findings []lint.Finding `json:"findings"`
+}
+
+func bakeDir(ctx context.Context, env *Env, dir string, f bakeFlags) error {
+	if f.arch == "all" {
+		return fmt.Errorf("--arch all is for recipes; a directory holds one architecture's files")
+	}
+	req, err := bakeRequest(dir, f)
+	if err != nil {
+		return err
+	}
+	res, findings, err := bakeTree(ctx, env, req, f, progressWriter(env, f.json))
+	logFindings(env, findings, f.json)
+	if err != nil {
+		return err
+	}
+	arch, _ := bake.NormalizeArch(f.arch)
+	return printBakeResults(env, f.json, []bakeOutput{{Result: res, Name: f.name, Version: f.version, Arch: arch, Findings: nonNil(findings)}})
+}
+
+func nonNil(f lint.Findings) []lint.Finding {
+	if f == nil {
+		return []lint.Finding{}
+	}
+	return f
+}
+
+func logFindings(env *Env, findings lint.Findings, jsonOut bool) {
+	if jsonOut {
+		return
+	}
+	for _, x := range findings {
+		if x.Severity == lint.Warning {
+			env.Log.Warn(x.Path + ": " + x.Message + " [" + x.Rule + "]")
+		}
+	}
+}
+
+func printBakeResults(env *Env, jsonOut bool, outs []bakeOutput) error {
+	if jsonOut {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		if len(outs) == 1 {
+			return enc.Encode(outs[0])
+		}
+		return enc.Encode(outs)
+	}
+	for _, o := range outs {
+		fmt.Fprintln(env.Stdout, o.Path)
+	}
+	return nil
+}

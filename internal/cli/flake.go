@@ -1,0 +1,508 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/stratalinux/strata/internal/fetch"
+	"github.com/stratalinux/strata/internal/flake"
+	"github.com/stratalinux/strata/internal/flake/launch"
+)
+
+type flakeFlags struct {
+	user bool
+	root string
+	json bool
+}
+
+func (f *flakeFlags) registry() flake.Registry {
+	return flake.Registry{Root: f.root, User: f.user}
+}
+
+// newFlakeCommand is "strata flake": register, list, show, remove and
+// pull flake-pilot compatible flakes.
+func newFlakeCommand(env *Env) *cobra.Command {
+	f := &flakeFlags{}
+	cmd := &cobra.Command{
+		Use:   "flake",
+		Short: "Run container-, VM- or extension-isolated applications as host commands (flake-pilot compatible)",
+	}
+	pf := cmd.PersistentFlags()
+	pf.BoolVar(&f.user, "user", false, "use the caller's registry (~/.config/flakes), also for root")
+	pf.StringVar(&f.root, "root", "", "operate on the system registry below this directory")
+	cmd.AddCommand(newFlakeRegisterCommand(env, f), newFlakeListCommand(env, f), newFlakeShowCommand(env, f),
+		newFlakeRemoveCommand(env, f), newFlakePullCommand(env, f))
+	return cmd
+}
+
+type registerFlags struct {
+	app, target, container, base, runAs, fromSysext  string
+	layers, includeTar, includePath, opts            []string
+	resume, attach, forceVsock, noNet, allowSysfiles bool
+	kernel, rootfs, initrd, overlaySize, vm          string
+	vcpus, memMiB                                    int
+}
+
+func newFlakeRegisterCommand(env *Env, f *flakeFlags) *cobra.Command {
+	r := &registerFlags{}
+	cmd := &cobra.Command{
+		Use:   "register podman|vm|firecracker --app PATH … | register --from-sysext IMAGE --app PATH",
+		Short: "Register a host command that runs inside a container, a VM or a privately merged extension",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if r.fromSysext == "" {
+				return errors.New("register: name the engine (strata flake register podman|vm|firecracker …) or give --from-sysext IMAGE")
+			}
+			if r.resume || len(r.includeTar)+len(r.includePath) > 0 {
+				return errors.New("register --from-sysext: --resume and --include-* do not apply (the app runs on the host, with the image merged for it)")
+			}
+			img, err := filepath.Abs(r.fromSysext)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(img); err != nil {
+				return fmt.Errorf("--from-sysext %s: %w", r.fromSysext, err)
+			}
+			cfg := &flake.Config{Sysext: &flake.Sysext{Image: img, TargetAppPath: r.targetOr(), HostAppPath: r.app}}
+			return register(env, f, r, cfg)
+		},
+	}
+	cmd.Flags().StringVar(&r.fromSysext, "from-sysext", "", "run the app from this extension image, merged privately for the process")
+	addAppFlags(cmd, r)
+	podman := &cobra.Command{
+		Use:   "podman --app PATH --container IMAGE [--base IMAGE] [--layer IMAGE]…",
+		Short: "Register a podman flake",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if r.container == "" {
+				return errors.New("register podman: --container IMAGE is required")
+			}
+			if len(r.layers) > 0 && r.base == "" {
+				return errors.New("register podman: --layer needs --base (layers go over a base image)")
+			}
+			if r.resume && r.attach {
+				return errors.New("register podman: --resume and --attach exclude each other")
+			}
+			if err := checkImages(cmd.Context(), append(append([]string{r.container}, r.layers...), nonEmpty(r.base)...)); err != nil {
+				return err
+			}
+			opts := make([]string, 0, len(r.opts))
+			for _, o := range r.opts {
+				opts = append(opts, strings.TrimPrefix(o, `\`))
+			}
+			runAs := r.runAs
+			if runAs == "" {
+				runAs = currentUser()
+			}
+			c := &flake.Container{Name: r.container, TargetAppPath: r.targetOr(), HostAppPath: r.app, BaseContainer: r.base,
+				Layers: r.layers, Runtime: &flake.PodmanRuntime{RunAs: runAs, Resume: r.resume, Attach: r.attach, Podman: opts}}
+			if r.allowSysfiles {
+				c.Strata = &flake.ContainerExtra{AllowSystemfiles: true}
+			}
+			return register(env, f, r, &flake.Config{Container: c, Include: flake.Include{Tar: r.includeTar, Path: r.includePath}})
+		},
+	}
+	addAppFlags(podman, r)
+	pf := podman.Flags()
+	pf.StringVar(&r.container, "container", "", "container image (as named in podman's storage)")
+	pf.StringVar(&r.base, "base", "", "base image: --container is a delta over it")
+	pf.StringArrayVar(&r.layers, "layer", nil, "image copied over the base before the delta (repeatable, in order)")
+	pf.BoolVar(&r.attach, "attach", false, "one container per instance; later launches re-attach")
+	pf.StringArrayVar(&r.opts, "opt", nil, `podman option for the container, e.g. --opt "--net host" (repeatable)`)
+	pf.BoolVar(&r.allowSysfiles, "allow-systemfiles", false, "allow a delta image's /systemfiles script (never run otherwise)")
+
+	vmCmd := func(engine string) *cobra.Command {
+		c := &cobra.Command{
+			Use:   engine + " --app PATH --kernel FILE --rootfs FILE [--initrd FILE]",
+			Short: "Register a " + engine + " flake",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return registerVM(env, f, r, engine)
+			},
+		}
+		addAppFlags(c, r)
+		vf := c.Flags()
+		vf.StringVar(&r.vm, "vm", "", "VM image name (pulled with strata flake pull vm --name); default: the app's name")
+		vf.StringVar(&r.kernel, "kernel", "", "kernel image")
+		vf.StringVar(&r.rootfs, "rootfs", "", "root file system image (read-only in the guest)")
+		vf.StringVar(&r.initrd, "initrd", "", "initrd image")
+		vf.StringVar(&r.overlaySize, "overlay-size", "", "writable overlay disk size, e.g. 20GiB or 20g")
+		vf.IntVar(&r.vcpus, "vcpus", 0, "virtual CPUs (default 2)")
+		vf.IntVar(&r.memMiB, "memory", 0, "memory in MiB (default 4096 for firecracker, 512 for qemu)")
+		vf.BoolVar(&r.noNet, "no-net", false, "no network in the guest")
+		vf.BoolVar(&r.forceVsock, "force-vsock", false, "talk to the guest over vsock also for one-shot launches (firecracker)")
+		return c
+	}
+	cmd.AddCommand(podman, vmCmd("vm"), vmCmd("firecracker"))
+	return cmd
+}
+
+func addAppFlags(cmd *cobra.Command, r *registerFlags) {
+	fl := cmd.Flags()
+	fl.StringVar(&r.app, "app", "", "host path of the command (its base name is the flake's name)")
+	fl.StringVar(&r.target, "target", "", "program inside the engine (default: the same path as --app)")
+	fl.StringArrayVar(&r.includeTar, "include-tar", nil, "host tar archive unpacked into every instance (repeatable)")
+	fl.StringArrayVar(&r.includePath, "include-path", nil, "host path copied into every instance (repeatable)")
+	fl.BoolVar(&r.resume, "resume", false, "keep one instance running and exec each launch in it")
+	fl.StringVar(&r.runAs, "run-as", "", "user recorded as runtime.runas (default: the caller)")
+}
+
+func (r *registerFlags) targetOr() string {
+	if r.target != "" {
+		return r.target
+	}
+	return r.app
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+func currentUser() string {
+	if os.Geteuid() == 0 {
+		return "root"
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return fmt.Sprint(os.Geteuid())
+}
+
+// checkImages makes sure each image is in podman's storage, so a typo is
+// reported at registration rather than at the first launch.
+func checkImages(ctx context.Context, images []string) error {
+	podman, err := exec.LookPath("podman")
+	if err != nil {
+		return errors.New("podman is not installed (apt-get install podman): podman flakes need it")
+	}
+	for _, img := range images {
+		c := exec.CommandContext(ctx, podman, "image", "exists", img)
+		if err := c.Run(); err != nil {
+			return fmt.Errorf("image %s is not in podman's storage; pull or load it first (strata flake pull podman %s)", img, img)
+		}
+	}
+	return nil
+}
+
+func register(env *Env, f *flakeFlags, r *registerFlags, cfg *flake.Config) error {
+	if r.app == "" {
+		return errors.New("register: --app PATH is required")
+	}
+	if !strings.HasPrefix(r.targetOr(), "/") {
+		return fmt.Errorf("--target %s: must be an absolute path inside the engine", r.target)
+	}
+	for _, p := range append(append([]string(nil), r.includeTar...), r.includePath...) {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("include %s: must be an absolute host path", p)
+		}
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("include %s: %w", p, err)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if self, err = filepath.EvalSymlinks(self); err != nil {
+		return err
+	}
+	if err := f.registry().Register(flake.Registration{App: r.app, Launcher: self, Config: cfg}); err != nil {
+		return err
+	}
+	env.Log.Info(fmt.Sprintf("registered %s (%s engine)", r.app, cfg.Engine()))
+	return nil
+}
+
+func registerVM(env *Env, f *flakeFlags, r *registerFlags, engine string) error {
+	if r.app == "" {
+		return errors.New("register: --app PATH is required")
+	}
+	name := r.vm
+	if name == "" {
+		name = filepath.Base(r.app)
+	}
+	kernel, rootfs, initrd := r.kernel, r.rootfs, r.initrd
+	if kernel == "" && rootfs == "" {
+		dir := filepath.Join(vmImagesDir(f), name)
+		kernel, rootfs = filepath.Join(dir, "kernel"), filepath.Join(dir, "rootfs")
+		if _, err := os.Stat(filepath.Join(dir, "initrd")); err == nil {
+			initrd = filepath.Join(dir, "initrd")
+		}
+	}
+	for flag, p := range map[string]string{"--kernel": kernel, "--rootfs": rootfs, "--initrd": initrd} {
+		if p == "" {
+			if flag != "--initrd" {
+				return fmt.Errorf("register %s: %s FILE is required (or pull the VM first)", engine, flag)
+			}
+			continue
+		}
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("register %s: %s: %w", engine, flag, err)
+		}
+	}
+	abs := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		a, _ := filepath.Abs(p)
+		return a
+	}
+	if r.overlaySize != "" {
+		if _, err := flake.ParseSize(r.overlaySize); err != nil {
+			return fmt.Errorf("--overlay-size: %w", err)
+		}
+	}
+	if (len(r.includeTar)+len(r.includePath)) > 0 && r.overlaySize == "" {
+		return errors.New("register: --include-tar/--include-path need --overlay-size (they are written to the overlay disk)")
+	}
+	boot := flake.DefaultBootArgs(engine, r.noNet, r.resume, r.forceVsock)
+	runAs := r.runAs
+	if runAs == "" {
+		runAs = currentUser()
+	}
+	fc := &flake.Firecracker{BootArgs: boot, OverlaySize: r.overlaySize, RootfsImagePath: abs(rootfs), KernelImagePath: abs(kernel),
+		InitrdPath: abs(initrd), MemSizeMiB: r.memMiB, VcpuCount: r.vcpus}
+	rt := &flake.VMRuntime{RunAs: runAs, Resume: r.resume, ForceVsock: r.forceVsock, Firecracker: fc, NoNet: r.noNet}
+	if engine == "vm" {
+		rt.Engine = "qemu"
+	}
+	cfg := &flake.Config{VM: &flake.VM{Name: name, TargetAppPath: r.targetOr(), HostAppPath: r.app, Runtime: rt},
+		Include: flake.Include{Tar: r.includeTar, Path: r.includePath}}
+	return register(env, f, r, cfg)
+}
+
+func vmImagesDir(f *flakeFlags) string {
+	if f.user {
+		h, _ := os.UserHomeDir()
+		return filepath.Join(h, ".config", "flakes", "firecracker", "images")
+	}
+	return filepath.Join(f.registry().Root, "/var/lib/firecracker/images")
+}
+
+func newFlakeListCommand(env *Env, f *flakeFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List registered flakes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ents, err := f.registry().List()
+			if err != nil {
+				return err
+			}
+			if f.json {
+				if ents == nil {
+					ents = []flake.Entry{}
+				}
+				return writeJSON(env.Stdout, "pretty", ents)
+			}
+			t := newTable("NAME", "ENGINE", "TARGET", "HOST APP PATH", "IMAGE")
+			for _, e := range ents {
+				if e.Error != "" {
+					t.row(e.Name, "error", "-", "-", e.Error)
+					continue
+				}
+				t.row(e.Name, e.Engine, e.Target, e.HostApp, e.Image)
+			}
+			return t.write(env.Stdout, true)
+		},
+	}
+	cmd.Flags().BoolVar(&f.json, "json", false, "output as JSON")
+	return cmd
+}
+
+func newFlakeShowCommand(env *Env, f *flakeFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a flake's merged configuration (NAME.yaml with its NAME.d drop-ins)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := f.registry().Dir()
+			if err != nil {
+				return err
+			}
+			cfg, files, err := flake.Load(dir, args[0])
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return writeJSON(env.Stdout, "pretty", map[string]any{"name": args[0], "engine": cfg.Engine(), "files": files, "config": cfg})
+			}
+			out, err := flake.Marshal(cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "# %s (%s engine), from %s\n", args[0], cfg.Engine(), strings.Join(files, ", "))
+			_, err = env.Stdout.Write(out)
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&f.json, "json", false, "output as JSON")
+	return cmd
+}
+
+func newFlakeRemoveCommand(env *Env, f *flakeFlags) *cobra.Command {
+	var app string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "remove NAME [--app PATH]",
+		Short: "Remove a flake: its app link, NAME.yaml and NAME.d",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.registry().Remove(args[0], app, force); err != nil {
+				return err
+			}
+			env.Log.Info("removed flake " + args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&app, "app", "", "the app path (default: host_app_path from the registration)")
+	cmd.Flags().BoolVar(&force, "force", false, "remove even a broken registration or a foreign file at the app path")
+	return cmd
+}
+
+func newFlakePullCommand(env *Env, f *flakeFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "pull", Short: "Fetch container images or VM components for flakes"}
+	podman := &cobra.Command{
+		Use:   "podman URI|FILE",
+		Short: "Pull a container image (registry reference) or load one from an archive file",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bin, err := exec.LookPath("podman")
+			if err != nil {
+				return errors.New("podman is not installed (apt-get install podman)")
+			}
+			argv := []string{"pull", args[0]}
+			if _, err := os.Stat(args[0]); err == nil {
+				argv = []string{"load", "-i", args[0]}
+			}
+			c := exec.CommandContext(cmd.Context(), bin, argv...)
+			c.Stdout, c.Stderr = env.Stderr, env.Stderr
+			if err := c.Run(); err != nil {
+				return fmt.Errorf("pull %s: podman %s failed: %w", args[0], argv[0], err)
+			}
+			return nil
+		},
+	}
+	var name, kernel, rootfs, initrd string
+	vmc := &cobra.Command{
+		Use:   "vm --name NAME --kernel URL|FILE --rootfs URL|FILE [--initrd URL|FILE]",
+		Short: "Fetch a VM's kernel, rootfs and initrd into the VM image store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := flake.ValidateName(name); err != nil {
+				return fmt.Errorf("--name: %w", err)
+			}
+			if kernel == "" || rootfs == "" {
+				return errors.New("pull vm: --kernel and --rootfs are required")
+			}
+			dir := filepath.Join(vmImagesDir(f), name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			for dst, src := range map[string]string{"kernel": kernel, "rootfs": rootfs, "initrd": initrd} {
+				if src == "" {
+					continue
+				}
+				if err := fetchComponent(cmd.Context(), env, src, filepath.Join(dir, dst)); err != nil {
+					return err
+				}
+			}
+			env.Log.Info("VM components in " + dir)
+			return nil
+		},
+	}
+	vf := vmc.Flags()
+	vf.StringVar(&name, "name", "", "VM image name")
+	vf.StringVar(&kernel, "kernel", "", "kernel (https:// URL or file)")
+	vf.StringVar(&rootfs, "rootfs", "", "root file system image (URL or file)")
+	vf.StringVar(&initrd, "initrd", "", "initrd (URL or file)")
+	cmd.AddCommand(podman, vmc)
+	return cmd
+}
+
+// fetchComponent copies a file or downloads a URL to dst atomically.
+func fetchComponent(ctx context.Context, env *Env, src, dst string) error {
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		c := &fetch.Client{Progress: func(url string, size int64, r io.Reader) io.Reader {
+			return newProgressReader(env.Stderr, url, size, r)
+		}}
+		_, err := c.File(ctx, src, dst, "", 64<<30)
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return fmt.Errorf("pull %s: %w", src, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
+// isFlakeInvocation reports whether the binary runs under a registered
+// flake's name (checked only for names that are not strata's own).
+func isFlakeInvocation(name string) bool {
+	if flake.IsReservedName(name) || strings.HasSuffix(name, ".test") {
+		return false
+	}
+	return flake.Registered(os.Getenv("STRATA_FLAKE_ROOT"), name)
+}
+
+// newFlakeLauncherCommand runs the flake registered as name with every
+// argument passed through untouched.
+func newFlakeLauncherCommand(env *Env, name string) *cobra.Command {
+	return &cobra.Command{
+		Use:                name,
+		DisableFlagParsing: true,
+		SilenceErrors:      true,
+		SilenceUsage:       true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			l := launch.Launcher{Root: os.Getenv("STRATA_FLAKE_ROOT"), Getenv: os.Getenv, Stdin: fileOr(env.Stdin, os.Stdin),
+				Stdout: fileOr(env.Stdout, os.Stdout), Stderr: fileOr(env.Stderr, os.Stderr), Log: env.Log,
+				NoExec: os.Getenv("STRATA_FLAKE_NOEXEC") == "1"}
+			code, err := l.Run(ctx, name, args)
+			if err != nil {
+				return &ExitError{Code: 125, Err: err}
+			}
+			if code != 0 {
+				return &ExitError{Code: code}
+			}
+			return nil
+		},
+	}
+}
+
+func fileOr(v any, def *os.File) *os.File {
+	if f, ok := v.(*os.File); ok {
+		return f
+	}
+	return def
+}

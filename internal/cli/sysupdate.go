@@ -1,0 +1,655 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/stratalinux/strata/internal/download"
+	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/rootfs"
+	"github.com/stratalinux/strata/internal/sysupdate"
+)
+
+// sysupdateFlags are systemd-sysupdate's options plus Strata's --refresh.
+type sysupdateFlags struct {
+	component      string
+	definitions    string
+	root           string
+	image          string
+	instancesMax   int
+	sync           string
+	verify         string
+	reboot         bool
+	offline        bool
+	json           string
+	noPager        bool
+	noLegend       bool
+	refresh        bool
+	transferSource string
+	stall          time.Duration
+}
+
+func newSysupdateCommand(env *Env, use string) *cobra.Command {
+	f := &sysupdateFlags{}
+	cmd := &cobra.Command{
+		Use:   use + " [VERB]",
+		Short: "Update extensions and OS resources from sysupdate.d definitions (systemd-sysupdate compatible)",
+		Long: `Read systemd-sysupdate's *.transfer and *.feature definitions from
+/etc/sysupdate.d, /run/sysupdate.d, /usr/local/lib/sysupdate.d and
+/usr/lib/sysupdate.d (or sysupdate.COMPONENT.d with -C), then list, check,
+download, verify and install new versions atomically and vacuum old ones.
+
+Verbs: list [VERSION] (default), features [FEATURE], check-new,
+update [VERSION], vacuum, pending, reboot, components.
+
+Beyond systemd-sysupdate: interrupted downloads resume with HTTP Range,
+and update --refresh activates the new extension at once through a
+gap-free merge refresh.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return sysupdateList(cmd, env, f, "") },
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVarP(&f.component, "component", "C", "", "use sysupdate.COMPONENT.d definitions")
+	pf.StringVar(&f.definitions, "definitions", "", "read definitions from this directory only")
+	pf.StringVar(&f.root, "root", "", "operate on an alternate root directory")
+	pf.StringVar(&f.image, "image", "", "operate on a disk image (not supported)")
+	pf.IntVarP(&f.instancesMax, "instances-max", "m", 0, "how many instances to keep (overrides InstancesMax=)")
+	pf.StringVar(&f.sync, "sync", "yes", "fsync after installing (always on)")
+	pf.StringVar(&f.verify, "verify", "", "verify the SHA256SUMS signature: yes or no (overrides Verify=)")
+	pf.BoolVar(&f.reboot, "reboot", false, "reboot after installing a new version")
+	pf.BoolVar(&f.offline, "offline", false, "do not contact sources: list installed, update only to pending versions")
+	pf.StringVar(&f.json, "json", "off", "output as JSON: pretty, short or off")
+	pf.Lookup("json").NoOptDefVal = "short"
+	pf.BoolVar(&f.noPager, "no-pager", false, "do not pipe output into a pager (never used)")
+	pf.BoolVar(&f.noLegend, "no-legend", false, "omit table headers")
+	pf.StringVar(&f.transferSource, "transfer-source", "", "source directory for PathRelativeTo=explicit (not supported)")
+	pf.DurationVar(&f.stall, "stall-timeout", 30*time.Second, "abort a download when no data arrives for this long")
+
+	cmd.AddCommand(&cobra.Command{
+		Use: "list [VERSION]", Short: "List versions, or the contents of one", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v := ""
+			if len(args) == 1 {
+				v = args[0]
+			}
+			return sysupdateList(cmd, env, f, v)
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "features [FEATURE]", Short: "List optional features", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return sysupdateFeatures(cmd, env, f, args) },
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "check-new", Short: "Print the version an update would install; exit 1 when none", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return sysupdateCheckNew(cmd, env, f) },
+	})
+	update := &cobra.Command{
+		Use: "update [VERSION]", Short: "Download and install the newest (or the given) version", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v := ""
+			if len(args) == 1 {
+				v = args[0]
+			}
+			return sysupdateUpdate(cmd, env, f, v)
+		},
+	}
+	update.Flags().BoolVar(&f.refresh, "refresh", false, "activate the new version at once (gap-free systemd-sysext/confext refresh)")
+	cmd.AddCommand(update)
+	cmd.AddCommand(&cobra.Command{
+		Use: "vacuum", Short: "Remove old instances beyond InstancesMax=", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return sysupdateVacuum(cmd, env, f) },
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "pending", Short: "Exit 0 when a newer version than the booted one is installed", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return sysupdatePending(cmd, env, f, false) },
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "reboot", Short: "Reboot when a newer version than the booted one is installed", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return sysupdatePending(cmd, env, f, true) },
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "components", Short: "List components (sysupdate.NAME.d directories)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return sysupdateComponents(cmd, env, f) },
+	})
+	return cmd
+}
+
+func (f *sysupdateFlags) rootDir() (string, error) {
+	if f.root == "" {
+		return "/", nil
+	}
+	abs, err := filepath.Abs(f.root)
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("--root=%s: not a directory", f.root)
+	}
+	return abs, nil
+}
+
+func (f *sysupdateFlags) check() error {
+	if f.image != "" {
+		return errors.New("--image= is not supported; loop-mount the image and use --root=")
+	}
+	if f.transferSource != "" {
+		return errors.New("--transfer-source= is not supported")
+	}
+	if f.definitions != "" && f.component != "" {
+		return errors.New("--definitions= and --component= cannot be combined")
+	}
+	if f.component != "" && !sysupdate.ValidComponent(f.component) {
+		return fmt.Errorf("component name %q is not valid", f.component)
+	}
+	if f.reboot && (f.root != "" || f.component != "") {
+		return errors.New("--reboot cannot be combined with --root= or --component=")
+	}
+	if f.instancesMax < 0 {
+		return errors.New("--instances-max= must be positive")
+	}
+	if _, err := jsonMode(&extFlags{json: f.json}); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (f *sysupdateFlags) jsonMode() string {
+	m, _ := jsonMode(&extFlags{json: f.json})
+	return m
+}
+
+// loadDefinitions reads the definitions the flags select.
+func (f *sysupdateFlags) loadDefinitions(root string) (*sysupdate.Definitions, error) {
+	var dirs []string
+	if f.definitions != "" {
+		abs, err := filepath.Abs(f.definitions)
+		if err != nil {
+			return nil, err
+		}
+		dirs, root = []string{abs}, "/"
+	} else {
+		dirs = sysupdate.DefinitionDirs(f.component)
+	}
+	defs, err := sysupdate.Load(root, dirs, sysupdate.HostSpecifiers(root))
+	if err != nil {
+		return nil, err
+	}
+	if len(defs.Transfers) == 0 {
+		if f.component != "" {
+			return nil, fmt.Errorf("no transfer definitions for component '%s' found", f.component)
+		}
+		return nil, errors.New("no transfer definitions found")
+	}
+	return defs, nil
+}
+
+// newEngine builds the engine for the flags.
+func (f *sysupdateFlags) newEngine(env *Env) (*sysupdate.Engine, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	root, err := f.rootDir()
+	if err != nil {
+		return nil, err
+	}
+	defs, err := f.loadDefinitions(root)
+	if err != nil {
+		return nil, err
+	}
+	e := &sysupdate.Engine{
+		Root: root, Defs: defs, Log: env.Log, Offline: f.offline, InstancesMax: f.instancesMax,
+		CheckFreshness: os.Getenv("SYSTEMD_SYSUPDATE_VERIFY_FRESHNESS") != "0",
+		Client:         &download.Client{Stall: f.stall, UserAgent: "strata-sysupdate/" + Version},
+	}
+	if defs.Legacy {
+		env.Log.Warn("As of v257, transfer definitions should have the '.transfer' extension.")
+	}
+	verify := f.verify
+	if verify == "" && os.Getenv("SYSTEMD_SYSUPDATE_NO_VERIFY") == "1" {
+		verify = "no"
+	}
+	if verify != "" {
+		b, err := osrelease.ParseBool(verify)
+		if err != nil {
+			return nil, fmt.Errorf("--verify=%s: not a boolean", verify)
+		}
+		e.Verify = &b
+	}
+	if f.jsonMode() == "" {
+		if w := progressWriter(env, false); w != nil {
+			e.Progress = func(name string) func(done, total int64) { return newProgressBar(w, name) }
+		}
+	}
+	return e, nil
+}
+
+// newProgressBar draws one line per download on a terminal.
+func newProgressBar(w io.Writer, name string) func(done, total int64) {
+	var mu sync.Mutex
+	var last time.Time
+	return func(done, total int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		finished := total > 0 && done >= total
+		if now := time.Now(); now.Sub(last) < 200*time.Millisecond && !finished {
+			return
+		} else {
+			last = now
+		}
+		if total > 0 {
+			fmt.Fprintf(w, "\r\x1b[K%s %3d%% %d/%d MiB", name, done*100/total, done>>20, total>>20)
+		} else {
+			fmt.Fprintf(w, "\r\x1b[K%s %d MiB", name, done>>20)
+		}
+		if finished {
+			fmt.Fprint(w, "\n")
+		}
+	}
+}
+
+func flagGlyph(u sysupdate.UpdateSet) string {
+	switch {
+	case u.Current:
+		return "●"
+	case u.Has(sysupdate.Newest) && u.Has(sysupdate.Available):
+		return "⤒"
+	case u.Has(sysupdate.Installed):
+		return "○"
+	}
+	return " "
+}
+
+type setJSON struct {
+	Version    string `json:"version"`
+	Assessment string `json:"assessment"`
+	Installed  bool   `json:"installed"`
+	Available  bool   `json:"available"`
+	Newest     bool   `json:"newest"`
+	Current    bool   `json:"current"`
+	Partial    bool   `json:"partial"`
+	Pending    bool   `json:"pending"`
+	Obsolete   bool   `json:"obsolete"`
+	Protected  bool   `json:"protected"`
+	Incomplete bool   `json:"incomplete"`
+}
+
+func toSetJSON(u sysupdate.UpdateSet) setJSON {
+	return setJSON{
+		Version: u.Version, Assessment: u.Assessment(), Current: u.Current,
+		Installed: u.Has(sysupdate.Installed), Available: u.Has(sysupdate.Available), Newest: u.Has(sysupdate.Newest),
+		Partial: u.Has(sysupdate.Partial), Pending: u.Has(sysupdate.Pending), Obsolete: u.Has(sysupdate.Obsolete),
+		Protected: u.Has(sysupdate.Protected), Incomplete: u.Has(sysupdate.Incomplete),
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func sysupdateList(cmd *cobra.Command, env *Env, f *sysupdateFlags, want string) error {
+	e, err := f.newEngine(env)
+	if err != nil {
+		return err
+	}
+	sets, states, err := e.Sets(cmdContext(cmd))
+	if err != nil {
+		return err
+	}
+	jm := f.jsonMode()
+	if want != "" {
+		set, ok := sysupdate.Find(sets, want)
+		if !ok {
+			return fmt.Errorf("update '%s' not found", want)
+		}
+		type content struct {
+			Transfer string `json:"transfer"`
+			Type     string `json:"type"`
+			Path     string `json:"path"`
+			State    string `json:"state"`
+			Size     int64  `json:"size,omitempty"`
+			SHA256   string `json:"sha256,omitempty"`
+		}
+		var cs []content
+		for _, st := range states {
+			for _, i := range st.Target {
+				if i.Version == want {
+					cs = append(cs, content{st.T.ID, string(st.T.Target.Type), i.Path, stateName(i.State), i.Size, ""})
+				}
+			}
+			for _, i := range st.Source {
+				if i.Version == want {
+					cs = append(cs, content{st.T.ID, string(st.T.Source.Type), i.Path, "available", 0, i.SHA256})
+				}
+			}
+		}
+		if jm != "" {
+			return writeJSON(env.Stdout, jm, struct {
+				setJSON
+				Contents []content `json:"contents"`
+			}{toSetJSON(set), cs})
+		}
+		fmt.Fprintf(env.Stdout, "  Version: %s\n    State: %s\nInstalled: %s\nAvailable: %s\nProtected: %s\n Obsolete: %s\n\n",
+			set.Version, set.Assessment(), yesNo(set.Has(sysupdate.Installed)), yesNo(set.Has(sysupdate.Available)),
+			yesNo(set.Has(sysupdate.Protected)), yesNo(set.Has(sysupdate.Obsolete)))
+		t := newTable("transfer", "type", "state", "path", "sha256")
+		for _, c := range cs {
+			t.row(c.Transfer, c.Type, c.State, c.Path, c.SHA256)
+		}
+		return t.write(env.Stdout, !f.noLegend)
+	}
+	if jm != "" {
+		out := struct {
+			Current *string   `json:"current"`
+			All     []setJSON `json:"all"`
+		}{All: []setJSON{}}
+		for _, u := range sets {
+			if u.Current {
+				v := u.Version
+				out.Current = &v
+			}
+			out.All = append(out.All, toSetJSON(u))
+		}
+		return writeJSON(env.Stdout, jm, out)
+	}
+	if len(sets) == 0 {
+		env.Log.Info("No updates available.")
+		return nil
+	}
+	t := newTable("", "version", "installed", "available", "assessment")
+	for _, u := range sets {
+		inst, avail := "", ""
+		if u.Has(sysupdate.Installed) {
+			inst = "✓"
+		}
+		if u.Has(sysupdate.Available) {
+			avail = "✓"
+		}
+		t.row(flagGlyph(u), u.Version, inst, avail, u.Assessment())
+	}
+	return t.write(env.Stdout, !f.noLegend)
+}
+
+func stateName(s sysupdate.State) string {
+	switch s {
+	case sysupdate.PartialState:
+		return "partial"
+	case sysupdate.PendingState:
+		return "pending"
+	}
+	return "installed"
+}
+
+func sysupdateFeatures(cmd *cobra.Command, env *Env, f *sysupdateFlags, args []string) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	root, err := f.rootDir()
+	if err != nil {
+		return err
+	}
+	defs, err := f.loadDefinitions(root)
+	if err != nil && !strings.Contains(err.Error(), "no transfer definitions") {
+		return err
+	}
+	if defs == nil {
+		defs = &sysupdate.Definitions{}
+	}
+	type featJSON struct {
+		Name          string   `json:"name"`
+		Enabled       bool     `json:"enabled"`
+		Description   string   `json:"description"`
+		Documentation string   `json:"documentationUrl,omitempty"`
+		AppStream     string   `json:"appstreamUrl,omitempty"`
+		Transfers     []string `json:"transfers"`
+	}
+	var all []featJSON
+	for _, ft := range defs.Features {
+		fj := featJSON{Name: ft.ID, Enabled: ft.Enabled, Description: ft.Description, Documentation: ft.Documentation, AppStream: ft.AppStream, Transfers: []string{}}
+		for _, t := range defs.Transfers {
+			for _, n := range append(append([]string{}, t.Features...), t.RequisiteFeatures...) {
+				if n == ft.ID {
+					fj.Transfers = append(fj.Transfers, t.ID)
+					break
+				}
+			}
+		}
+		all = append(all, fj)
+	}
+	jm := f.jsonMode()
+	if len(args) == 1 {
+		for _, fj := range all {
+			if fj.Name != args[0] {
+				continue
+			}
+			if jm != "" {
+				return writeJSON(env.Stdout, jm, fj)
+			}
+			fmt.Fprintf(env.Stdout, "         Name: %s\n      Enabled: %s\n  Description: %s\nDocumentation: %s\n    AppStream: %s\n    Transfers: %s\n",
+				fj.Name, yesNo(fj.Enabled), fj.Description, fj.Documentation, fj.AppStream, strings.Join(fj.Transfers, " "))
+			return nil
+		}
+		return fmt.Errorf("optional feature not found: %s", args[0])
+	}
+	if jm != "" {
+		names := []string{}
+		for _, fj := range all {
+			names = append(names, fj.Name)
+		}
+		return writeJSON(env.Stdout, jm, map[string][]string{"features": names})
+	}
+	t := newTable("", "feature", "description", "documentation")
+	for _, fj := range all {
+		mark := ""
+		if fj.Enabled {
+			mark = "✓"
+		}
+		t.row(mark, fj.Name, fj.Description, fj.Documentation)
+	}
+	return t.write(env.Stdout, !f.noLegend)
+}
+
+func sysupdateCheckNew(cmd *cobra.Command, env *Env, f *sysupdateFlags) error {
+	e, err := f.newEngine(env)
+	if err != nil {
+		return err
+	}
+	if e.Offline {
+		return errors.New("check-new needs the sources; it cannot be combined with --offline")
+	}
+	sets, _, err := e.Sets(cmdContext(cmd))
+	if err != nil {
+		return err
+	}
+	cand, ok := sysupdate.Candidate(sets)
+	if jm := f.jsonMode(); jm != "" {
+		var v *string
+		if ok {
+			v = &cand.Version
+		}
+		return writeJSON(env.Stdout, jm, map[string]*string{"available": v})
+	}
+	if !ok {
+		env.Log.Info("No updates available.")
+		return &ExitError{Code: 1}
+	}
+	fmt.Fprintln(env.Stdout, cand.Version)
+	return nil
+}
+
+func sysupdateUpdate(cmd *cobra.Command, env *Env, f *sysupdateFlags, want string) error {
+	e, err := f.newEngine(env)
+	if err != nil {
+		return err
+	}
+	ctx := cmdContext(cmd)
+	res, err := e.Update(ctx, want)
+	if err != nil {
+		return err
+	}
+	if res.Message != "" {
+		env.Log.Info(res.Message)
+	}
+	if jm := f.jsonMode(); jm != "" {
+		if err := writeJSON(env.Stdout, jm, res); err != nil {
+			return err
+		}
+	}
+	if res.Installed && f.refresh {
+		if err := refreshFor(ctx, env, e.Root, res.Links); err != nil {
+			return err
+		}
+	}
+	if res.Installed && f.reboot {
+		return rebootIfNewer(env, e.Root, res.Version)
+	}
+	return nil
+}
+
+// refreshFor refreshes the merge of every class whose search directories
+// hold one of the updated links; with no link it refreshes sysext.
+func refreshFor(ctx context.Context, env *Env, root string, links []string) error {
+	classes := map[imageclass.Class]bool{}
+	for _, l := range links {
+		for _, c := range []imageclass.Class{imageclass.Sysext, imageclass.Confext} {
+			for _, d := range c.SearchDirs(false) {
+				if path.Dir(l) == d {
+					classes[c] = true
+				}
+			}
+		}
+	}
+	if len(links) == 0 {
+		classes[imageclass.Sysext] = true
+	}
+	for _, c := range []imageclass.Class{imageclass.Sysext, imageclass.Confext} {
+		if !classes[c] {
+			continue
+		}
+		me, err := engine(env, c, &extFlags{root: rootArg(root)})
+		if err != nil {
+			return err
+		}
+		if _, err := me.Refresh(ctx); err != nil {
+			return fmt.Errorf("installed, but refreshing the %s merge failed (the previous merge stays active): %w", c, err)
+		}
+		env.Log.Info(fmt.Sprintf("Refreshed %s: the new version is active.", c.FullName()))
+	}
+	return nil
+}
+
+func rootArg(root string) string {
+	if rootfs.Clean(root) == "/" {
+		return ""
+	}
+	return root
+}
+
+func rebootIfNewer(env *Env, root, installed string) error {
+	booted := sysupdate.OSRelease(root)["IMAGE_VERSION"]
+	if booted != "" && installed == booted {
+		return nil
+	}
+	env.Log.Info("Rebooting to activate the new version.")
+	c := exec.Command("systemctl", "reboot")
+	c.Stdout, c.Stderr = env.Stdout, env.Stderr
+	if err := c.Run(); err != nil {
+		return fmt.Errorf("reboot: systemctl reboot: %w", err)
+	}
+	return nil
+}
+
+func sysupdateVacuum(cmd *cobra.Command, env *Env, f *sysupdateFlags) error {
+	e, err := f.newEngine(env)
+	if err != nil {
+		return err
+	}
+	res, err := e.Vacuum(cmdContext(cmd))
+	if err != nil {
+		return err
+	}
+	if jm := f.jsonMode(); jm != "" {
+		return writeJSON(env.Stdout, jm, res)
+	}
+	env.Log.Info(fmt.Sprintf("Removed %d instances.", res.Removed))
+	return nil
+}
+
+func sysupdatePending(cmd *cobra.Command, env *Env, f *sysupdateFlags, doReboot bool) error {
+	if f.root != "" || f.component != "" {
+		if doReboot {
+			return errors.New("the reboot verb cannot be combined with --root= or --component=")
+		}
+	}
+	e, err := f.newEngine(env)
+	if err != nil {
+		return err
+	}
+	e.Offline = true
+	sets, _, err := e.Sets(cmdContext(cmd))
+	if err != nil {
+		return err
+	}
+	booted := sysupdate.OSRelease(e.Root)["IMAGE_VERSION"]
+	if !sysupdate.RebootPending(sets, booted) {
+		if doReboot {
+			env.Log.Info("No reboot necessary.")
+			return nil
+		}
+		env.Log.Info("No reboot pending.")
+		return &ExitError{Code: 1}
+	}
+	if doReboot {
+		return rebootIfNewer(env, e.Root, sysupdate.NewestInstalled(sets))
+	}
+	env.Log.Info(fmt.Sprintf("Newer version %s installed, reboot recommended.", sysupdate.NewestInstalled(sets)))
+	return nil
+}
+
+func sysupdateComponents(cmd *cobra.Command, env *Env, f *sysupdateFlags) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	root, err := f.rootDir()
+	if err != nil {
+		return err
+	}
+	hasDefault, names, err := sysupdate.Components(root)
+	if err != nil {
+		return err
+	}
+	if jm := f.jsonMode(); jm != "" {
+		if names == nil {
+			names = []string{}
+		}
+		return writeJSON(env.Stdout, jm, struct {
+			Default    bool     `json:"default"`
+			Components []string `json:"components"`
+		}{hasDefault, names})
+	}
+	sort.Strings(names)
+	if hasDefault {
+		fmt.Fprintln(env.Stdout, "<default>")
+	}
+	for _, n := range names {
+		fmt.Fprintln(env.Stdout, n)
+	}
+	if !hasDefault && len(names) == 0 {
+		env.Log.Info("No components defined.")
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+// Package inspect describes an extension image without root and without
+// mounting it: format, size, sha256, extension-release, a summary of its
+// files and whether this host would merge it.
+package inspect
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/stratalinux/strata/internal/bake"
+	"github.com/stratalinux/strata/internal/fsread"
+	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/osrelease"
+)
+
+// Report is what inspect prints.
+type Report struct {
+	Path   string `json:"path"`
+	Name   string `json:"name"`
+	Class  string `json:"class"`
+	Format string `json:"format"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256,omitempty"`
+	// ReleasePath is where the extension-release was found.
+	ReleasePath string            `json:"release_path,omitempty"`
+	Release     map[string]string `json:"release"`
+	Files       Summary           `json:"files"`
+	Compatible  *Compat           `json:"compatible,omitempty"`
+}
+
+// Summary counts the image's entries.
+type Summary struct {
+	Files       int      `json:"files"`
+	Directories int      `json:"directories"`
+	Symlinks    int      `json:"symlinks"`
+	Other       int      `json:"other"`
+	Bytes       int64    `json:"bytes"`
+	TopLevel    []string `json:"top_level"`
+	Units       []string `json:"units"`
+	Executables int      `json:"executables"`
+}
+
+// Compat is the host compatibility decision.
+type Compat struct {
+	OK     bool   `json:"ok"`
+	Rule   string `json:"rule"`
+	Reason string `json:"reason,omitempty"`
+	Host   string `json:"host"`
+}
+
+// Options for Image.
+type Options struct {
+	// Host is the host's os-release; nil skips the compatibility check.
+	Host osrelease.Release
+	// Arch is the host architecture (systemd name).
+	Arch string
+	// NoHash skips hashing the image.
+	NoHash bool
+}
+
+// Image inspects an image file or a directory image.
+func Image(ctx context.Context, p string, opt Options) (*Report, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Path: p}
+	var fsys fs.FS
+	if fi.IsDir() {
+		rep.Format = "dir"
+		fsys = os.DirFS(p)
+	} else {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		rep.Size = fi.Size()
+		img, err := fsread.Open(f, fi.Size(), opt.Arch)
+		if err != nil {
+			return nil, err
+		}
+		rep.Format = string(img.Format)
+		if img.Format == fsread.GPT {
+			rep.Format = "gpt+" + string(img.FSFormat)
+		}
+		fsys = img.FS
+		if !opt.NoHash {
+			h := sha256.New()
+			if _, err := io.Copy(h, io.NewSectionReader(f, 0, fi.Size())); err != nil {
+				return nil, fmt.Errorf("hashing %s: %w", p, err)
+			}
+			rep.SHA256 = hex.EncodeToString(h.Sum(nil))
+		}
+	}
+	if err := summarize(ctx, fsys, rep); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	base := strings.TrimSuffix(filepath.Base(p), ".raw")
+	class, name, relPath, release := findRelease(fsys, base)
+	rep.Class, rep.Name, rep.ReleasePath, rep.Release = class.String(), name, relPath, release
+	if rep.Release == nil {
+		rep.Release = map[string]string{}
+	}
+	if opt.Host != nil {
+		d := osrelease.Compatible(osrelease.Release(release), osrelease.Host{Release: opt.Host, Scope: osrelease.ScopeSystem, Architecture: opt.Arch}, class.LevelKey(), class.ScopeKey())
+		host := opt.Host["ID"]
+		if v := opt.Host["VERSION_ID"]; v != "" {
+			host += " " + v
+		}
+		rep.Compatible = &Compat{OK: d.OK, Rule: d.Rule, Reason: d.Reason, Host: host + " " + opt.Arch}
+	}
+	return rep, nil
+}
+
+func summarize(ctx context.Context, fsys fs.FS, rep *Report) error {
+	top := map[string]bool{}
+	n := 0
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if p == "." {
+			return nil
+		}
+		first, _, _ := strings.Cut(p, "/")
+		top[first] = true
+		switch {
+		case d.IsDir():
+			rep.Files.Directories++
+		case d.Type()&fs.ModeSymlink != 0:
+			rep.Files.Symlinks++
+		case d.Type().IsRegular():
+			rep.Files.Files++
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			rep.Files.Bytes += fi.Size()
+			if fi.Mode()&0o111 != 0 {
+				rep.Files.Executables++
+			}
+			if dir := path.Dir(p); isUnitDir(dir) {
+				rep.Files.Units = append(rep.Files.Units, path.Base(p))
+			}
+		default:
+			rep.Files.Other++
+		}
+		return nil
+	})
+	for t := range top {
+		rep.Files.TopLevel = append(rep.Files.TopLevel, t)
+	}
+	sort.Strings(rep.Files.TopLevel)
+	sort.Strings(rep.Files.Units)
+	if rep.Files.Units == nil {
+		rep.Files.Units = []string{}
+	}
+	return err
+}
+
+func isUnitDir(d string) bool {
+	for _, u := range bake.UnitDirs {
+		if d == u {
+			return true
+		}
+	}
+	return false
+}
+
+// findRelease finds the extension-release: for the file's own name first
+// (what systemd looks for), else the single one the image has.
+func findRelease(fsys fs.FS, base string) (imageclass.Class, string, string, map[string]string) {
+	for _, c := range []imageclass.Class{imageclass.Sysext, imageclass.Confext} {
+		candidates := []string{c.ReleasePath(base)}
+		if ents, err := fs.ReadDir(fsys, c.ReleaseDir()); err == nil {
+			for _, e := range ents {
+				if strings.HasPrefix(e.Name(), "extension-release.") {
+					candidates = append(candidates, c.ReleaseDir()+"/"+e.Name())
+				}
+			}
+		}
+		for _, rp := range candidates {
+			b, err := readLimited(fsys, rp, 64<<10)
+			if err != nil {
+				continue
+			}
+			m, err := bake.ParseRelease(b)
+			if err != nil {
+				continue
+			}
+			return c, strings.TrimPrefix(path.Base(rp), "extension-release."), rp, m
+		}
+	}
+	class := imageclass.Sysext
+	if _, err := fs.Stat(fsys, "etc"); err == nil {
+		if _, err := fs.Stat(fsys, "usr"); errors.Is(err, fs.ErrNotExist) {
+			class = imageclass.Confext
+		}
+	}
+	return class, base, "", nil
+}
+
+func readLimited(fsys fs.FS, p string, limit int64) ([]byte, error) {
+	f, err := fsys.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s larger than %d bytes", p, limit)
+	}
+	return b, nil
+}
+
+// HostRelease reads the host's os-release (/etc/os-release, else
+// /usr/lib/os-release) below root, or the file given.
+func HostRelease(file string) (osrelease.Release, error) {
+	files := []string{"/etc/os-release", "/usr/lib/os-release"}
+	if file != "" {
+		files = []string{file}
+	}
+	var last error
+	for _, f := range files {
+		r, _, err := osrelease.ParseFile(f)
+		if err == nil {
+			return r, nil
+		}
+		last = err
+	}
+	return nil, last
+}
