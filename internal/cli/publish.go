@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/stratalinux/strata/internal/fleetweb"
 	"github.com/stratalinux/strata/internal/pgpsign"
 	"github.com/stratalinux/strata/internal/repo"
 	"github.com/stratalinux/strata/internal/reposerve"
@@ -132,28 +135,63 @@ to install on clients as /etc/systemd/import-pubring.pgp.`,
 }
 
 func newServeCommand(env *Env) *cobra.Command {
-	var dir, listen, cert, key string
+	var dir, listen, cert, key, data, database, secret string
 	cmd := &cobra.Command{
-		Use:   "serve --repo DIR [--listen ADDR]",
-		Short: "Serve a repository over HTTP(S): ranges, ETags, directory index",
-		Args:  cobra.NoArgs,
+		Use:   "serve [--repo DIR] [--data DIR | --database URL] [--listen ADDR]",
+		Short: "Serve a repository and the fleet update server (Omaha, API, dashboard, metrics)",
+		Long: `Serve a published repository over HTTP(S) (ranges, ETags, directory index)
+and, with --data (SQLite in DIR/fleet.db) or --database (a PostgreSQL URL),
+the fleet server beside it: the Omaha endpoint /v1/update, the admin API
+/api/, the dashboard /ui/ and /metrics.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dir == "" {
-				return errors.New("--repo DIR is required")
+			if dir == "" && data == "" && database == "" {
+				return errors.New("nothing to serve: pass --repo DIR, --data DIR or --database URL")
 			}
 			if (cert == "") != (key == "") {
 				return errors.New("--tls-cert and --tls-key go together")
 			}
-			h, err := reposerve.New(dir, env.Log)
-			if err != nil {
-				return err
+			mux := http.NewServeMux()
+			var what []string
+			if dir != "" {
+				h, err := reposerve.New(dir, env.Log)
+				if err != nil {
+					return err
+				}
+				defer h.Close()
+				mux.Handle("/", h)
+				what = append(what, "repository "+dir)
 			}
-			defer h.Close()
+			if data != "" || database != "" {
+				dsn, err := fleetDSN(data, database)
+				if err != nil {
+					return err
+				}
+				if data != "" {
+					if err := os.MkdirAll(data, 0o750); err != nil {
+						return fmt.Errorf("--data %s: %w", data, err)
+					}
+				}
+				fs, err := fleetweb.New(fleetweb.Config{Database: dsn, Logger: env.Log, OmahaSecret: secret})
+				if err != nil {
+					return err
+				}
+				defer fs.Close()
+				for _, p := range fleetweb.Prefixes {
+					mux.Handle(p, fs)
+					if !strings.HasSuffix(p, "/") {
+						// update_engine posts to /v1/update/ (and
+						// /v1/update/SECRET).
+						mux.Handle(p+"/", fs)
+					}
+				}
+				what = append(what, "fleet server ("+redactDSN(dsn)+")")
+			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("--listen %s: %w", listen, err)
 			}
-			srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 			scheme := "http"
 			if cert != "" {
 				pair, err := tls.LoadX509KeyPair(cert, key)
@@ -164,7 +202,7 @@ func newServeCommand(env *Env) *cobra.Command {
 				srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 				scheme = "https"
 			}
-			env.Log.Info(fmt.Sprintf("Serving %s on %s://%s/", dir, scheme, ln.Addr()))
+			env.Log.Info(fmt.Sprintf("Serving %s on %s://%s/", strings.Join(what, " and "), scheme, ln.Addr()))
 			ctx, stop := signal.NotifyContext(cmdContext(cmd), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			errc := make(chan error, 1)
@@ -185,9 +223,23 @@ func newServeCommand(env *Env) *cobra.Command {
 			}
 		},
 	}
-	cmd.Flags().StringVar(&dir, "repo", "", "repository directory")
+	cmd.Flags().StringVar(&dir, "repo", "", "repository directory to serve")
+	cmd.Flags().StringVar(&data, "data", "", "fleet server data directory (SQLite database DIR/fleet.db)")
+	cmd.Flags().StringVar(&database, "database", "", "fleet server PostgreSQL URL (postgres://…), for several replicas")
+	cmd.Flags().StringVar(&secret, "omaha-secret", "", "answer Omaha only on /v1/update/SECRET")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
 	cmd.Flags().StringVar(&cert, "tls-cert", "", "TLS certificate (PEM) to serve HTTPS")
 	cmd.Flags().StringVar(&key, "tls-key", "", "TLS private key (PEM)")
 	return cmd
+}
+
+// redactDSN hides a password in a database URL for logging.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return dsn
 }

@@ -117,6 +117,7 @@ var subcommands = []func(*Env) *cobra.Command{
 	newServeCommand,
 	newExtPkgCommand,
 	newProvisionCommand,
+	newFleetCommand,
 }
 
 // Version is the program version, set at link time.

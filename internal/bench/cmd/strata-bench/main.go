@@ -85,6 +85,7 @@ type section struct {
 // join the report.
 var extraBenches = []func(ctx context.Context, strataBin, workDir string, quick bool, logf func(string, ...any)) ([]bench.Row, string, string, error){
 	bench.BakeSection,
+	fleetBench,
 	updateBench,
 	flakeBench,
 }

@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// strata serve with --repo and --data serves the repository and the fleet
+// server on one address.
+func TestServeRepositoryAndFleet(t *testing.T) {
+	repoDir, data := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(repoDir, "SHA256SUMS"), []byte("x\n"), 0o644)
+	cmd := exec.Command(strataBin, "serve", "--repo", repoDir, "--data", data, "--listen", "127.0.0.1:0")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		re := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)/`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case <-time.After(30 * time.Second):
+		t.Fatal("strata serve did not start")
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/SHA256SUMS"); code != 200 || body != "x\n" {
+		t.Errorf("repository: %d %q", code, body)
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "# TYPE") {
+		t.Errorf("metrics: %d %.200q", code, body)
+	}
+	req := `<?xml version="1.0" encoding="UTF-8"?><request protocol="3.0"><app appid="{e96281a6-d1af-4bde-9a0a-97b76e56dc57}" version="1.0.0" track="stable" machineid="m1"><updatecheck/></app></request>`
+	resp, err := http.Post(base+"/v1/update/", "text/xml", strings.NewReader(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `<response protocol="3.0"`) {
+		t.Errorf("omaha: %d %s", resp.StatusCode, body)
+	}
+	if _, err := os.Stat(filepath.Join(data, "fleet.db")); err != nil {
+		t.Errorf("no SQLite database in --data: %v", err)
+	}
+}

@@ -1,0 +1,113 @@
+package fleet
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/stratalinux/strata/internal/omaha"
+)
+
+// CheckRequest is one <app> of an Omaha request, resolved against the
+// configuration.
+type CheckRequest struct {
+	Now     time.Time
+	App     *App
+	Group   *Group
+	Channel *Channel
+	Target  *Package
+	Floors  []*Package
+	Report  Report
+	Events  []*omaha.Event
+	// UpdateCheck is true when the app asked for an update.
+	UpdateCheck bool
+}
+
+// Outcome is everything one <app> changes: the instance, the group's
+// counters, timeline and activity rows, and the answer.
+type Outcome struct {
+	Instance Instance
+	// Write is true when the instance row must be written.
+	Write bool
+	// Rollout is the group's counters after this app; RolloutChanged says
+	// whether they must be written.
+	Rollout        Rollout
+	RolloutChanged bool
+	Decision       Decision
+	Events         []EventRecord
+	Activities     []Activity
+	// Brake is set when a failed canary pauses the group.
+	Brake bool
+	// NeedsLock is true when the outcome touches the group's counters and
+	// must be recomputed under the group's lock.
+	NeedsLock bool
+}
+
+// Process runs registration, the events (before the update check, as
+// Nebraska does) and the decision for one app. It is pure: given the
+// instance and the counters it returns what to write.
+func Process(in CheckRequest, inst Instance, found bool, r Rollout) Outcome {
+	var out Outcome
+	inst, out.Write = Register(inst, found, in.Group.ID, in.Report, in.Now)
+	inst.AppID = in.App.ID
+	before := r
+	target := ""
+	if in.Target != nil {
+		target = in.Target.Version
+	}
+	r = r.Roll(in.Now, target, in.Group.Policy)
+	for _, ev := range in.Events {
+		eo := ApplyEvent(inst, ev, in.Now)
+		if eo.Instance != inst {
+			out.Write = true
+		}
+		inst = eo.Instance
+		if !eo.Delta.Zero() {
+			r = r.Apply(eo.Delta)
+			out.NeedsLock = true
+		}
+		if eo.Store {
+			out.Events = append(out.Events, EventRecord{AppID: in.App.ID, MachineID: inst.MachineID, Type: ev.Type,
+				Result: ev.Result, ErrorCode: ev.ErrorCode, PreviousVersion: ev.PreviousVersion, Version: inst.Version, Created: in.Now})
+		}
+		if eo.Activity != nil {
+			out.Activities = append(out.Activities, *eo.Activity)
+		}
+	}
+	if in.UpdateCheck && StaleGrant(inst, in.Target, in.Floors) {
+		inst.InProgress, inst.Status = false, StatusUndefined
+		r = r.Apply(Delta{InProgress: -1})
+		out.Write, out.NeedsLock = true, true
+	}
+	if in.UpdateCheck {
+		d := Decide(CheckInput{Now: in.Now, Instance: inst, Group: in.Group, Channel: in.Channel, Target: in.Target, Floors: in.Floors, Rollout: r})
+		out.Decision = d
+		switch {
+		case d.Verdict == Grant:
+			inst = GrantTo(inst, d.Package.Version, in.Now)
+			r = r.RecordGrant()
+			out.Write, out.NeedsLock = true, true
+			if r.Granted == 1 {
+				out.Activities = append(out.Activities, Activity{AppID: in.App.ID, GroupID: in.Group.ID, Version: d.Package.Version,
+					Severity: SeverityInfo, Message: fmt.Sprintf("rollout of %s started", d.Package.Version), Created: in.Now})
+			}
+		case d.Throttled:
+			if _, brake := Admit(in.Group.Policy, r, inst.MachineID, target, in.Now); brake {
+				out.Brake, out.NeedsLock = true, true
+				out.Activities = append(out.Activities, Activity{AppID: in.App.ID, GroupID: in.Group.ID, Version: target,
+					Severity: SeverityError, Message: fmt.Sprintf("rollout of %s paused: the safe-mode canary failed", target), Created: in.Now})
+			}
+			if !inst.InProgress && inst.Status != StatusOnHold {
+				inst.Status = StatusOnHold
+				out.Write = true
+			}
+		}
+	}
+	if in.Target == nil && in.UpdateCheck && found && inst.Status == StatusOnHold {
+		inst.Status = StatusUndefined
+		out.Write = true
+	}
+	out.Instance = inst
+	out.Rollout = r
+	out.RolloutChanged = r != before
+	return out
+}

@@ -1,0 +1,379 @@
+package fleetweb
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stratalinux/strata/internal/fleet"
+	"github.com/stratalinux/strata/internal/fleet/store"
+	"github.com/stratalinux/strata/internal/omaha"
+)
+
+const osAppID = "e96281a6-d1af-4bde-9a0a-97b76e56dc57"
+
+type harness struct {
+	srv   *Server
+	http  *httptest.Server
+	api   *Client
+	omaha *omaha.Client
+}
+
+func newHarness(t *testing.T, dsn string) *harness {
+	t.Helper()
+	if dsn == "" {
+		dsn = filepath.Join(t.TempDir(), "fleet.db")
+	}
+	s, err := New(Config{Database: dsn, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Refresh: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	t.Cleanup(func() { hs.Close(); s.Close() })
+	tok, hash := NewToken()
+	if _, err := s.Store().CreateToken(context.Background(), "test", hash); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{srv: s, http: hs, api: &Client{URL: hs.URL, Token: tok}, omaha: &omaha.Client{URL: hs.URL + "/v1/update"}}
+}
+
+func digest(data string) (sha1b64, sha256hex string) {
+	a := sha1.Sum([]byte(data))
+	b := sha256.Sum256([]byte(data))
+	return base64.StdEncoding.EncodeToString(a[:]), hex.EncodeToString(b[:])
+}
+
+// setup creates the OS app with 1.0.0 and 2.0.0 (2.0.0 carrying an
+// extension image), a stable channel at 2.0.0 and a group with policy p.
+func (h *harness) setup(t *testing.T, p fleet.Policy) {
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(h.api.Do(ctx, "POST", "/api/apps", fleet.App{ID: osAppID, Name: "strata-os", ProductID: "io.strata.os"}, nil))
+	must(h.api.Do(ctx, "POST", "/api/apps", fleet.App{Name: "docker", Kind: fleet.KindExtension}, nil))
+	s1, s256 := digest("docker-27")
+	var ext fleet.Package
+	must(h.api.Do(ctx, "POST", "/api/apps/docker/packages", fleet.Package{Version: "27.0", Arch: "amd64", URL: "http://127.0.0.1/repo/",
+		Filename: "docker-27.0-x86-64.raw", Size: 9, SHA1: s1, SHA256: s256}, &ext))
+	for _, v := range []string{"1.0.0", "2.0.0"} {
+		s1, s256 := digest("os-" + v)
+		p := fleet.Package{Version: v, Arch: "amd64", URL: "http://127.0.0.1/repo", Filename: "os-" + v + ".gz", Size: 6, SHA1: s1, SHA256: s256}
+		if v == "2.0.0" {
+			p.Extras = []string{ext.ID}
+		}
+		must(h.api.Do(ctx, "POST", "/api/apps/strata-os/packages", p, nil))
+	}
+	must(h.api.Do(ctx, "POST", "/api/apps/strata-os/channels", map[string]any{"name": "stable", "arch": "amd64", "version": "2.0.0"}, nil))
+	must(h.api.Do(ctx, "POST", "/api/apps/strata-os/groups", map[string]any{"name": "prod", "track": "stable", "arch": "amd64", "channel": "stable", "policy": p}, nil))
+}
+
+func (h *harness) check(t *testing.T, machine, ver, prev string) *omaha.ResponseApp {
+	t.Helper()
+	resp, err := h.omaha.Do(context.Background(), omaha.UpdateEngineRequest(osAppID, ver, "stable", machine, prev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Apps[0]
+}
+
+func (h *harness) event(t *testing.T, machine, ver string, ev omaha.Event) {
+	t.Helper()
+	resp, err := h.omaha.Do(context.Background(), omaha.EventRequest(osAppID, ver, "stable", machine, ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := resp.Apps[0]; len(a.Events) != 1 || a.Events[0].Status != "ok" || a.UpdateCheck != nil {
+		t.Fatalf("event answer: %+v", a)
+	}
+}
+
+func TestUpdateEngineCycle(t *testing.T) {
+	h := newHarness(t, "")
+	h.setup(t, fleet.DefaultPolicy())
+	a := h.check(t, "m1", "1.0.0", "0.0.0.0")
+	if a.Status != "ok" || a.Ping == nil || a.Ping.Status != "ok" || len(a.Events) != 1 || a.Events[0].Status != "ok" {
+		t.Fatalf("app answer: %+v", a)
+	}
+	uc := a.UpdateCheck
+	if uc == nil || uc.Status != "ok" || len(uc.URLs) != 1 || uc.URLs[0].Codebase != "http://127.0.0.1/repo/" || len(uc.Manifests) != 1 {
+		t.Fatalf("updatecheck: %+v", uc)
+	}
+	m := uc.Manifests[0]
+	s1, s256 := digest("os-2.0.0")
+	raw, _ := hex.DecodeString(s256)
+	if m.Version != "2.0.0" || m.Packages[0].Name != "os-2.0.0.gz" || m.Packages[0].Hash != s1 || m.Packages[0].Size != 6 || !m.Packages[0].Required {
+		t.Fatalf("main package: %+v", m)
+	}
+	act := m.Actions[0]
+	if act.Event != "postinstall" || act.SHA256 != base64.StdEncoding.EncodeToString(raw) || act.DisablePayloadBackoff != "true" {
+		t.Fatalf("action: %+v", act)
+	}
+	_, e256 := digest("docker-27")
+	if len(m.Packages) != 2 || m.Packages[1].HashSHA256 != e256 || m.Packages[1].Required || m.Packages[1].Name != "docker-27.0-x86-64.raw" {
+		t.Fatalf("extension package: %+v", m.Packages)
+	}
+	for _, ev := range []omaha.Event{{Type: 13, Result: 1}, {Type: 14, Result: 1}, {Type: 3, Result: 1}} {
+		h.event(t, "m1", "1.0.0", ev)
+	}
+	if a := h.check(t, "m1", "2.0.0", "1.0.0"); a.UpdateCheck.Status != "noupdate" {
+		t.Fatalf("after reboot: %+v", a.UpdateCheck)
+	}
+	var got struct {
+		Instance fleet.Instance      `json:"instance"`
+		Events   []fleet.EventRecord `json:"events"`
+	}
+	if err := h.api.Do(context.Background(), "GET", "/api/apps/strata-os/instances/m1", nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Instance.Status != fleet.StatusComplete || got.Instance.Version != "2.0.0" || len(got.Events) != 4 {
+		t.Fatalf("instance after cycle: %+v, %d events", got.Instance, len(got.Events))
+	}
+	var g groupView
+	if err := h.api.Do(context.Background(), "GET", "/api/apps/strata-os/groups/prod", nil, &g); err != nil {
+		t.Fatal(err)
+	}
+	if g.Rollout.Succeeded != 1 || g.Rollout.InProgress != 0 || g.Target != "2.0.0" {
+		t.Fatalf("rollout: %+v", g.Rollout)
+	}
+}
+
+func TestThrottledNodeGetsNoupdate(t *testing.T) {
+	h := newHarness(t, "")
+	p := fleet.DefaultPolicy()
+	p.MaxConcurrent = 1
+	p.PollInterval = fleet.Duration(5 * time.Minute)
+	h.setup(t, p)
+	if a := h.check(t, "m1", "2.0.0", ""); a.UpdateCheck.Status != "noupdate" {
+		t.Fatal("up-to-date node got an update")
+	}
+	if a := h.check(t, "m2", "1.0.0", ""); a.UpdateCheck.Status != "ok" {
+		t.Fatalf("first node: %+v", a.UpdateCheck)
+	}
+	a := h.check(t, "m3", "1.0.0", "")
+	if a.Status != "ok" || a.UpdateCheck.Status != "noupdate" || a.UpdateCheck.PollInterval != "300" {
+		t.Fatalf("throttled answer: app %q %+v", a.Status, a.UpdateCheck)
+	}
+	// Pause and resume through the API.
+	ctx := context.Background()
+	if err := h.api.Do(ctx, "POST", "/api/apps/strata-os/groups/prod/pause", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.event(t, "m2", "1.0.0", omaha.Event{Type: 3, Result: 0, ErrorCode: "268435465"})
+	time.Sleep(60 * time.Millisecond)
+	if a := h.check(t, "m3", "1.0.0", ""); a.UpdateCheck.Status != "noupdate" {
+		t.Fatal("paused group granted")
+	}
+	if err := h.api.Do(ctx, "POST", "/api/apps/strata-os/groups/prod/resume", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if a := h.check(t, "m3", "1.0.0", ""); a.UpdateCheck.Status != "ok" {
+		t.Fatalf("resumed group: %+v", a.UpdateCheck)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	h := newHarness(t, "")
+	h.setup(t, fleet.DefaultPolicy())
+	post := func(path, body string) (int, string) {
+		res, err := http.Post(h.http.URL+path, "text/xml", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, _ := post("/v1/update", "<request"); code != 400 {
+		t.Errorf("malformed: %d", code)
+	}
+	if code, _ := post("/v1/update", `<request protocol="3.0"><app appid="x"/>`+strings.Repeat(" ", 70000)+`</request>`); code != 413 {
+		t.Errorf("oversized: %d", code)
+	}
+	if code, _ := post("/v1/update/guess", `<request protocol="3.0"><app appid="x"/></request>`); code != 404 {
+		t.Errorf("secret path without a secret configured: %d", code)
+	}
+	cases := map[string]string{
+		"unknown app":     `<app appid="{00000000-0000-0000-0000-000000000000}" version="1.0.0" track="stable" machineid="a"><updatecheck/></app>`,
+		"unknown track":   `<app appid="{` + osAppID + `}" version="1.0.0" track="nightly" machineid="a"><updatecheck/></app>`,
+		"invalid version": `<app appid="` + strings.ToUpper(osAppID) + `" version="1.0.0 beta" track="stable" machineid="a"><updatecheck/></app>`,
+		"product id":      `<app appid="io.strata.os" version="2.0.0" track="stable" machineid="a"><updatecheck/></app>`,
+	}
+	for name, app := range cases {
+		code, body := post("/v1/update", `<request protocol="3.0">`+app+`</request>`)
+		if code != 200 || !strings.Contains(body, `<updatecheck status="noupdate">`) {
+			t.Errorf("%s: %d %s", name, code, body)
+		}
+	}
+	// Unauthenticated admin calls.
+	bad := &Client{URL: h.http.URL, Token: "strata_nope"}
+	err := bad.Do(context.Background(), "GET", "/api/apps", nil, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 401 {
+		t.Errorf("bad token: %v", err)
+	}
+	err = h.api.Do(context.Background(), "POST", "/api/apps/strata-os/packages", map[string]any{"version": "3.0.0", "url": "file:///etc/", "filename": "../x"}, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 400 {
+		t.Errorf("bad package: %v", err)
+	}
+}
+
+func TestSecretPath(t *testing.T) {
+	s, err := New(Config{Database: filepath.Join(t.TempDir(), "f.db"), OmahaSecret: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	body := `<request protocol="3.0"><app appid="x" version="1" machineid="m"><ping/></app></request>`
+	for path, want := range map[string]int{"/v1/update": 404, "/v1/update/other": 404, "/v1/update/s3cret": 200} {
+		res, err := http.Post(hs.URL+path, "text/xml", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, res.StatusCode, want)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	h := newHarness(t, "")
+	h.setup(t, fleet.DefaultPolicy())
+	h.check(t, "m1", "1.0.0", "")
+	h.check(t, "m2", "2.0.0", "")
+	h.event(t, "m1", "1.0.0", omaha.Event{Type: 3, Result: 0, ErrorCode: "268435477"})
+	res, err := http.Get(h.http.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		`strata_fleet_update_checks_total{result="granted"} 1`,
+		`strata_fleet_update_checks_total{result="noupdate"} 1`,
+		`strata_fleet_grants_total 1`,
+		`strata_fleet_update_errors_total{code="21"} 1`,
+		`strata_fleet_instances{app="strata-os",status="error",version="1.0.0"} 1`,
+		`strata_fleet_request_duration_seconds_bucket{endpoint="omaha"`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestStoreGoneGives503(t *testing.T) {
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "f.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Store: st, Refresh: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	tok, hash := NewToken()
+	if _, err := st.CreateToken(context.Background(), "t", hash); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{srv: s, http: hs, api: &Client{URL: hs.URL, Token: tok}, omaha: &omaha.Client{URL: hs.URL + "/v1/update"}}
+	h.setup(t, fleet.DefaultPolicy())
+	h.check(t, "m1", "1.0.0", "")
+	st.Close() // the database goes away under the running server
+	_, err = h.omaha.Do(context.Background(), omaha.UpdateEngineRequest(osAppID, "1.0.0", "stable", "m2", ""))
+	var he *omaha.HTTPError
+	if !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable {
+		t.Fatalf("check with the store gone: %v, want HTTP 503", err)
+	}
+	err = h.api.Do(context.Background(), "GET", "/api/apps", nil, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != http.StatusServiceUnavailable {
+		t.Fatalf("API with the store gone: %v", err)
+	}
+}
+
+// Two replicas on one PostgreSQL: the concurrency limit holds exactly.
+func TestReplicasHoldLimits(t *testing.T) {
+	dsn := pgDSN(t)
+	a := newHarness(t, dsn)
+	p := fleet.DefaultPolicy()
+	p.MaxConcurrent = 10
+	a.setup(t, p)
+	b := newHarness(t, dsn)
+	var mu sync.Mutex
+	granted := 0
+	var wg sync.WaitGroup
+	for i := 0; i < 120; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			h := a
+			if i%2 == 1 {
+				h = b
+			}
+			resp, err := h.omaha.Do(context.Background(), omaha.UpdateEngineRequest(osAppID, "1.0.0", "stable", fmt.Sprintf("node%03d", i), ""))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if resp.Apps[0].UpdateCheck.Status == "ok" {
+				mu.Lock()
+				granted++
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+	var g groupView
+	if err := b.api.Do(context.Background(), "GET", "/api/apps/strata-os/groups/prod", nil, &g); err != nil {
+		t.Fatal(err)
+	}
+	if granted != 10 || g.Rollout.InProgress != 10 || g.Rollout.Granted != 10 {
+		t.Fatalf("granted %d across two replicas, counters %+v; want exactly 10", granted, g.Rollout)
+	}
+}
+
+func TestPinHoldsInstance(t *testing.T) {
+	h := newHarness(t, "")
+	h.setup(t, fleet.DefaultPolicy())
+	ctx := context.Background()
+	h.check(t, "pinned", "0.9.0", "")
+	if err := h.api.Do(ctx, "PUT", "/api/apps/strata-os/instances/pinned/pin", map[string]string{"version": "1.0.0"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A node pinned to 1.0.0 is updated to 1.0.0, not to the channel's 2.0.0 …
+	a := h.check(t, "pinned", "0.9.0", "")
+	if a.UpdateCheck.Status != "ok" || a.UpdateCheck.Manifests[0].Version != "1.0.0" {
+		t.Fatalf("pinned node: %+v", a.UpdateCheck)
+	}
+	h.event(t, "pinned", "0.9.0", omaha.Event{Type: 3, Result: 1})
+	// … and stays there.
+	if a := h.check(t, "pinned", "1.0.0", "0.9.0"); a.UpdateCheck.Status != "noupdate" {
+		t.Fatalf("pinned node after its update: %+v", a.UpdateCheck)
+	}
+	if err := h.api.Do(ctx, "PUT", "/api/apps/strata-os/instances/pinned/pin", map[string]string{"version": ""}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if a := h.check(t, "pinned", "1.0.0", ""); a.UpdateCheck.Status != "ok" || a.UpdateCheck.Manifests[0].Version != "2.0.0" {
+		t.Fatalf("unpinned node: %+v", a.UpdateCheck)
+	}
+}
