@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stratalinux/strata/internal/fleet"
@@ -20,7 +21,11 @@ import (
 //go:embed ui/*.html ui/static/*
 var uiFS embed.FS
 
-var pages = template.Must(template.ParseFS(uiFS, "ui/*.html"))
+// pages are parsed on first use, not at start-up: every strata command
+// (the node's merges included) would otherwise pay for the dashboard.
+var pages = sync.OnceValue(func() *template.Template {
+	return template.Must(template.ParseFS(uiFS, "ui/*.html"))
+})
 
 func (s *Server) uiRoutes(m *http.ServeMux) {
 	static, _ := fs.Sub(uiFS, "ui/static")
@@ -41,7 +46,7 @@ func (s *Server) uiRoutes(m *http.ServeMux) {
 			}
 			data["Elapsed"] = time.Since(start).Round(time.Microsecond).String()
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			if err := pages.ExecuteTemplate(w, name, data); err != nil {
+			if err := pages().ExecuteTemplate(w, name, data); err != nil {
 				s.log.Error("fleet: rendering dashboard", "page", name, "err", err)
 			}
 			s.metrics.latency.WithLabelValues("dashboard").Observe(time.Since(start).Seconds())

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -80,7 +81,7 @@ func TapName(meta string) (string, error) {
 	return t, nil
 }
 
-var termOK = regexp.MustCompile(`^[A-Za-z0-9._+-]{1,32}$`)
+var termOK = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._+-]{1,32}$`) })
 
 // RenderFirecracker builds flake-pilot's Firecracker config and boot
 // arguments, in its order: PILOT_DEBUG, overlay_root, sci_term,
@@ -97,7 +98,7 @@ func RenderFirecracker(in FirecrackerInputs) (*FirecrackerConfig, error) {
 	if in.Overlay != "" {
 		args = append(args, "overlay_root=/dev/vdb")
 	}
-	if termOK.MatchString(in.Term) {
+	if termOK().MatchString(in.Term) {
 		args = append(args, "sci_term="+in.Term)
 	}
 	if in.Rows > 0 && in.Cols > 0 {
