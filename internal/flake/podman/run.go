@@ -139,7 +139,7 @@ func (e *Engine) Launch(ctx context.Context, s Spec) (int, error) {
 		return 0, fmt.Errorf("flake state directory: %w", err)
 	}
 	base := filepath.Join(e.StateDir, stateName(s.Name, s.Instance))
-	lock, err := Lock(ctx, base+".lock")
+	lock, err := flake.LockInstance(ctx, base+".lock")
 	if err != nil {
 		return 0, err
 	}
@@ -275,30 +275,6 @@ func stateName(name, instance string) string {
 		return name
 	}
 	return name + "@" + instance
-}
-
-// Lock takes an exclusive flock on path, waiting until ctx ends.
-func Lock(ctx context.Context, path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("instance lock: %w", err)
-	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return f, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("instance lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("instance lock %s: %w", path, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // State is what the launcher keeps about a resumed instance, so the next

@@ -342,7 +342,7 @@ func (e *Engine) resumeQemu(ctx context.Context, bin string, s Spec, initrd stri
 		meta += "@" + s.Instance
 	}
 	base := filepath.Join(e.StateDir, "vm", meta)
-	lock, err := lockFile(ctx, base+".lock")
+	lock, err := flake.LockInstance(ctx, base+".lock")
 	if err != nil {
 		return 0, err
 	}
@@ -427,30 +427,6 @@ func procStart(pid int) string {
 		return ""
 	}
 	return f[19]
-}
-
-// lockFile takes an exclusive flock on path, waiting until ctx ends.
-func lockFile(ctx context.Context, path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("instance lock: %w", err)
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return f, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("instance lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("instance lock %s: %w", path, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 func (e *Engine) log() *slog.Logger {
