@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -139,7 +140,7 @@ func (e *Engine) Discover() (image.Discovery, error) {
 func (e *Engine) Status() ([]MergedState, error) {
 	var out []MergedState
 	hs := append([]string(nil), e.Hierarchies...)
-	sortStrings(hs)
+	sort.Strings(hs)
 	for _, h := range hs {
 		target := rootfs.Join(e.Root, h)
 		if _, err := os.Lstat(target); err != nil {
@@ -157,18 +158,6 @@ func (e *Engine) Status() ([]MergedState, error) {
 // Merge merges all applicable extensions. It fails if a hierarchy is
 // already merged.
 func (e *Engine) Merge(ctx context.Context) (Result, error) {
-	for _, h := range e.Hierarchies {
-		if e.Stack {
-			break
-		}
-		st, err := ReadState(e.Class, h, rootfs.Join(e.Root, h))
-		if err != nil {
-			return Result{}, err
-		}
-		if st.Ours {
-			return Result{}, &AlreadyMergedError{Hierarchy: h}
-		}
-	}
 	return e.apply(ctx, false)
 }
 
@@ -205,6 +194,9 @@ func (e *Engine) apply(ctx context.Context, refresh bool) (Result, error) {
 		st, err := ReadState(e.Class, h, rootfs.Join(e.Root, h))
 		if err != nil {
 			return res, err
+		}
+		if st.Ours && !refresh {
+			return res, &AlreadyMergedError{Hierarchy: h}
 		}
 		before[h] = st
 	}
@@ -271,14 +263,20 @@ func (e *Engine) apply(ctx context.Context, refresh bool) (Result, error) {
 
 	// Swap in: new trees go beneath the current merge (if any); the old
 	// tops are detached only once every new tree is in place.
-	var stacked []string
+	// replaced are the hierarchies whose previous merge is still on top
+	// (or, where mount-beneath is missing, hidden below the new one).
+	type replaced struct {
+		hierarchy, target string
+		oldBelow          bool
+	}
+	var stacked []replaced
 	var attachedFresh []string
 	for _, t := range out.trees {
 		target := t.hp.Target
 		if before[t.hp.Hierarchy].Ours {
 			err := unix.MoveMount(t.fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH|moveMountBeneath)
 			if err == nil {
-				stacked = append(stacked, target)
+				stacked = append(stacked, replaced{hierarchy: t.hp.Hierarchy, target: target})
 				continue
 			}
 			if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
@@ -298,23 +296,22 @@ func (e *Engine) apply(ctx context.Context, refresh bool) (Result, error) {
 			return res, fmt.Errorf("mount overlay on %s: %w", target, err)
 		}
 		if before[t.hp.Hierarchy].Ours {
-			stacked = append(stacked, target+"\x00top")
+			stacked = append(stacked, replaced{hierarchy: t.hp.Hierarchy, target: target, oldBelow: true})
 		} else {
 			attachedFresh = append(attachedFresh, target)
 		}
 	}
-	for _, s := range stacked {
-		target, onTop := strings.CutSuffix(s, "\x00top")
-		if onTop {
-			if err := detachBelowTop(target); err != nil {
-				e.log().Warn("could not remove the previous overlay hidden below the new one", "hierarchy", target, "err", err)
+	for _, r := range stacked {
+		if r.oldBelow {
+			if err := detachBelowTop(r.target); err != nil {
+				e.log().Warn("could not remove the previous overlay hidden below the new one", "hierarchy", r.target, "err", err)
 			}
 			continue
 		}
-		if err := detachTop(target); err != nil {
-			return res, fmt.Errorf("detach previous overlay of %s: %w", target, err)
+		if err := detachTop(r.target); err != nil {
+			return res, fmt.Errorf("detach previous overlay of %s: %w", r.target, err)
 		}
-		if wd := before[hierarchyOf(e, target)].WorkDir; wd != "" && !planUsesWorkDir(res.Plan, wd) {
+		if wd := before[r.hierarchy].WorkDir; wd != "" && !planUsesWorkDir(res.Plan, wd) {
 			_ = os.RemoveAll(rootfs.Join(e.Root, wd))
 		}
 	}
@@ -338,15 +335,6 @@ func (e *Engine) undoFresh(targets []string) {
 	for _, t := range targets {
 		_ = unix.Unmount(t, unix.MNT_DETACH)
 	}
-}
-
-func hierarchyOf(e *Engine, target string) string {
-	for _, h := range e.Hierarchies {
-		if rootfs.Join(e.Root, h) == target {
-			return h
-		}
-	}
-	return ""
 }
 
 func planHas(p Plan, h string) bool {
@@ -734,7 +722,7 @@ func captureSubmounts(target, marker string) ([]submount, error) {
 		seen[rel] = true
 		points = append(points, rel)
 	}
-	sortStrings(points)
+	sort.Strings(points)
 	var out []submount
 	for _, rel := range points {
 		if len(out) > 0 && strings.HasPrefix(rel, out[len(out)-1].rel+"/") {
@@ -865,12 +853,4 @@ func quoteList(names []string) string {
 		q[i] = "'" + n + "'"
 	}
 	return strings.Join(q, ", ")
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }

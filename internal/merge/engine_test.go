@@ -30,6 +30,20 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// verdicts assesses the engine's images and indexes the verdicts by name.
+func verdicts(t *testing.T, e *Engine) map[string]Verdict {
+	t.Helper()
+	a, err := e.Assess()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Verdict{}
+	for _, v := range a.Verdicts {
+		got[v.Name] = v
+	}
+	return got
+}
+
 func randomText(n int) string {
 	b := make([]byte, n)
 	x := uint32(2463534242)
@@ -181,14 +195,7 @@ func TestMergeCompatibilityAndMasking(t *testing.T) {
 	exttest.SysextTree(t, filepath.Join(ext, "cut_1.2"), "cut", "ID=_any\n", map[string]string{"usr/bin/cut": "x"})
 
 	e := newEngine(t, root, imageclass.Sysext)
-	a, err := e.Assess()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]Verdict{}
-	for _, v := range a.Verdicts {
-		got[v.Name] = v
-	}
+	got := verdicts(t, e)
 	for name, want := range map[string]Status{
 		"good": StatusReady, "like": StatusReady, "renamed2": StatusReady, "cut_1.2": StatusReady,
 		"wrongver": StatusIncompatible, "wrongid": StatusIncompatible, "wrongarch": StatusIncompatible,
@@ -551,14 +558,7 @@ func TestHostileImages(t *testing.T) {
 	// The initrd scope: an extension without SYSEXT_SCOPE=initrd does not
 	// apply in an initrd.
 	e := newEngine(t, root, imageclass.Sysext)
-	a, err := e.Assess()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]Verdict{}
-	for _, v := range a.Verdicts {
-		got[v.Name] = v
-	}
+	got := verdicts(t, e)
 	if got["esc"].Use || got["esc"].Status != StatusNoRelease {
 		t.Errorf("escaping release link: %+v", got["esc"])
 	}
@@ -567,18 +567,14 @@ func TestHostileImages(t *testing.T) {
 	}
 	// Invalid UTF-8 is an error that names the image and the line.
 	exttest.SysextTree(t, filepath.Join(ext, "badutf"), "badutf", "\xff\xfe=1\nID=_any\n", map[string]string{"usr/bin/badutf": "x"})
-	_, err = e.Merge(context.Background())
+	_, err := e.Merge(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "badutf") || !strings.Contains(err.Error(), "UTF-8") {
 		t.Errorf("invalid UTF-8 release: %v", err)
 	}
 	checkClean(t, root, root)
 	os.RemoveAll(filepath.Join(ext, "badutf"))
 	exttest.Write(t, root, map[string]string{"etc/initrd-release": "ID=debian\n"})
-	a, err = e.Assess()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range a.Verdicts {
+	for _, v := range verdicts(t, e) {
 		if v.Use {
 			t.Errorf("%s used in the initrd without SYSEXT_SCOPE=initrd", v.Name)
 		}

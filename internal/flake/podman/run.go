@@ -306,25 +306,7 @@ func (st State) alive(cname string) bool {
 	if st.Container != cname || st.Pid <= 0 || st.PidStart == "" {
 		return false
 	}
-	return procStart(st.Pid) == st.PidStart
-}
-
-// procStart is field 22 of /proc/PID/stat (start time in ticks).
-func procStart(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return ""
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return ""
-	}
-	return f[19]
+	return flake.ProcStartTime(st.Pid) == st.PidStart
 }
 
 func (e *Engine) saveState(ctx context.Context, path, cname string, s Spec) error {
@@ -336,7 +318,7 @@ func (e *Engine) saveState(ctx context.Context, path, cname string, s Spec) erro
 	if _, err := fmt.Sscanf(out, "%d %s", &st.Pid, &st.ID); err != nil {
 		return err
 	}
-	st.Container, st.Image, st.Created, st.PidStart = cname, s.Image, time.Now().UTC(), procStart(st.Pid)
+	st.Container, st.Image, st.Created, st.PidStart = cname, s.Image, time.Now().UTC(), flake.ProcStartTime(st.Pid)
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err

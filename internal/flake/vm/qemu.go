@@ -351,7 +351,7 @@ func (e *Engine) resumeQemu(ctx context.Context, bin string, s Spec, initrd stri
 	if b, err := os.ReadFile(base + ".json"); err == nil && len(b) < 1<<16 {
 		_ = json.Unmarshal(b, &st)
 	}
-	if st.Pid > 0 && st.PidStart != "" && procStart(st.Pid) == st.PidStart {
+	if st.Pid > 0 && st.PidStart != "" && flake.ProcStartTime(st.Pid) == st.PidStart {
 		if conn, err := net.Dial("unix", st.Socket); err == nil {
 			defer conn.Close()
 			return e.session(conn, QemuPlan{Socket: st.Socket, Console: st.Console}, req)
@@ -401,7 +401,7 @@ func (e *Engine) resumeQemu(ctx context.Context, bin string, s Spec, initrd stri
 		return 0, fmt.Errorf("flake %s: %w", s.Name, err)
 	}
 	defer conn.Close()
-	st = vmState{Pid: q.cmd.Process.Pid, PidStart: procStart(q.cmd.Process.Pid), Socket: plan.Socket, Console: plan.Console}
+	st = vmState{Pid: q.cmd.Process.Pid, PidStart: flake.ProcStartTime(q.cmd.Process.Pid), Socket: plan.Socket, Console: plan.Console}
 	if b, err := json.Marshal(st); err == nil {
 		tmp := base + ".json.tmp"
 		if os.WriteFile(tmp, b, 0o600) == nil {
@@ -409,24 +409,6 @@ func (e *Engine) resumeQemu(ctx context.Context, bin string, s Spec, initrd stri
 		}
 	}
 	return e.session(conn, plan, req)
-}
-
-// procStart is field 22 of /proc/PID/stat (start time in ticks).
-func procStart(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	str := string(b)
-	i := strings.LastIndexByte(str, ')')
-	if i < 0 {
-		return ""
-	}
-	f := strings.Fields(str[i+1:])
-	if len(f) < 20 {
-		return ""
-	}
-	return f[19]
 }
 
 func (e *Engine) log() *slog.Logger {

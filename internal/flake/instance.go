@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -34,4 +35,24 @@ func LockInstance(ctx context.Context, path string) (*os.File, error) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// ProcStartTime is field 22 of /proc/PID/stat, the process's start time in
+// clock ticks; with the PID it identifies a process across PID reuse.
+// Empty when the process is gone.
+func ProcStartTime(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
 }
