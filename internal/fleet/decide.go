@@ -117,6 +117,10 @@ type Decision struct {
 	// noupdate and the PollInterval, and its status becomes OnHold.
 	Throttled bool
 	Refusal   Refusal
+	// UsedCounters is true when the decision looked at the group's
+	// rollout counters (a server that decided without reading them must
+	// read them and decide again).
+	UsedCounters bool
 }
 
 // CheckInput is everything Decide looks at.
@@ -162,9 +166,9 @@ func Decide(in CheckInput) Decision {
 	}
 	r := in.Rollout.Roll(in.Now, in.Target.Version, in.Group.Policy)
 	if refusal, _ := Admit(in.Group.Policy, r, inst.MachineID, in.Target.Version, in.Now); refusal != "" {
-		return Decision{Reason: string(refusal), Throttled: true, Refusal: refusal}
+		return Decision{Reason: string(refusal), Throttled: true, Refusal: refusal, UsedCounters: true}
 	}
-	return Decision{Verdict: Grant, Package: next}
+	return Decision{Verdict: Grant, Package: next, UsedCounters: true}
 }
 
 // StaleGrant reports whether an instance holds a grant that is no longer a

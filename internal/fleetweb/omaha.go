@@ -130,13 +130,17 @@ func (s *Server) answerApp(ctx context.Context, conf *fleet.Config, req *omaha.R
 		Events:      app.Events,
 		UpdateCheck: app.UpdateCheck != nil,
 	}
-	var r fleet.Rollout
-	if creq.UpdateCheck && target != nil && version.Compare(app.Version, target.Version) < 0 {
-		if r, err = s.st.Rollout(ctx, g.ID); err != nil {
+	// Decide without the group's counters first: a node that holds a
+	// grant, is mid-update or is current does not need them, and reading
+	// them is a database round trip on every such check.
+	out := fleet.Process(creq, inst, found, fleet.Rollout{})
+	if out.Decision.UsedCounters {
+		r, err := s.st.Rollout(ctx, g.ID)
+		if err != nil {
 			return nil, err
 		}
+		out = fleet.Process(creq, inst, found, r)
 	}
-	out := fleet.Process(creq, inst, found, r)
 	saved := false
 	if found && out.Write && !out.NeedsLock && len(out.Events) == 0 && len(out.Activities) == 0 && onlyCheckedIn(inst, out.Instance) {
 		s.touches.add(a.ID, machine, out.Instance.LastCheck)

@@ -170,55 +170,6 @@ func (s *sqlStore) saveInstance(ctx context.Context, tx execer, old fleet.Instan
 	return s.updateInstance(ctx, tx, old, in)
 }
 
-func (s *sqlStore) Transition(ctx context.Context, appID, machineID, groupID string, fn TransitionFunc) (fleet.Outcome, error) {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fleet.Outcome{}, err
-	}
-	defer tx.Rollback()
-	r, err := scanRollout(tx.QueryRowContext(ctx, s.q(`SELECT `+rolloutCols+` FROM rollouts WHERE group_id = ?`+s.d.forUpdate), groupID))
-	if err != nil {
-		return fleet.Outcome{}, fmt.Errorf("store: locking rollout of group %s: %w", groupID, err)
-	}
-	in, err := scanInstance(tx.QueryRowContext(ctx, s.q(`SELECT `+instanceCols+` FROM instances WHERE app_id = ? AND machine_id = ?`+s.d.forUpdate), appID, machineID))
-	found := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fleet.Outcome{}, err
-	}
-	out, err := fn(in, found, r)
-	if err != nil {
-		return out, err
-	}
-	if out.Write {
-		if n, err := s.saveInstance(ctx, tx, in, found, out.Instance); err != nil || n != 1 {
-			if err == nil {
-				err = fmt.Errorf("store: instance %s changed under the lock", machineID)
-			}
-			return out, err
-		}
-	}
-	if out.RolloutChanged {
-		out.Rollout.GroupID = groupID
-		if err := s.writeRollout(ctx, tx, out.Rollout); err != nil {
-			return out, err
-		}
-	}
-	if err := s.insertEvents(ctx, tx, out.Events); err != nil {
-		return out, err
-	}
-	for _, a := range out.Activities {
-		if err := s.insertActivity(ctx, tx, a); err != nil {
-			return out, err
-		}
-	}
-	if out.Brake {
-		if err := s.pauseGroup(ctx, tx, groupID); err != nil {
-			return out, err
-		}
-	}
-	return out, tx.Commit()
-}
-
 func (s *sqlStore) pauseGroup(ctx context.Context, tx *sql.Tx, groupID string) error {
 	var pol string
 	if err := tx.QueryRowContext(ctx, s.q(`SELECT policy FROM rollout_groups WHERE id = ?`), groupID).Scan(&pol); err != nil {

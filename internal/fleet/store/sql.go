@@ -47,6 +47,8 @@ type sqlStore struct {
 	// stmts caches prepared hot-path statements (parsing SQL was a fifth
 	// of a check's CPU time).
 	stmts sync.Map // stmtKey → *sql.Stmt
+	// transitions batches concurrent Transitions per group.
+	transitions transitionQueues
 }
 
 type stmtKey struct {

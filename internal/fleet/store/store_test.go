@@ -41,6 +41,7 @@ func runSuite(t *testing.T, open func(*testing.T) Store) {
 	tests := map[string]func(*testing.T, Store){
 		"Admin":              testAdmin,
 		"ConcurrentGrants":   testConcurrentGrants,
+		"BatchedTransitions": testBatchedTransitions,
 		"Lifecycle":          testLifecycle,
 		"OptimisticConflict": testOptimisticConflict,
 		"Expiry":             testExpiry,
@@ -349,4 +350,100 @@ func testMigrateTwice(t *testing.T, s Store) {
 	if err := s.(*sqlStore).migrate(context.Background()); err != nil {
 		t.Fatalf("second migration run: %v", err)
 	}
+}
+
+// testBatchedTransitions drives many Transitions of one group at once so
+// they commit in shared transactions: each must still see the counters
+// its predecessors left, a failing decision must fail alone, and two
+// requests of one machine must not share a batch (the second sees the
+// first's write).
+func testBatchedTransitions(t *testing.T, s Store) {
+	p := fleet.DefaultPolicy()
+	p.MaxConcurrent = 30
+	w := seed(t, s, p)
+	ctx := context.Background()
+	now := time.Now()
+	const n = 60
+	var (
+		mu      sync.Mutex
+		granted = map[string]int{}
+		seen    = map[int]bool{} // InProgress values the deciders saw
+		failed  int
+		wg      sync.WaitGroup
+	)
+	boom := errors.New("decider failed")
+	errs := make(chan error, 2*n)
+	for i := 0; i < 2*n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			machine := fmt.Sprintf("b%02d", i%n) // every machine twice
+			cfg, err := s.LoadConfig(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			g := cfg.GroupByID(w.group.ID)
+			ch, target := cfg.Target(g, "")
+			app, _ := cfg.App(w.app.ID)
+			req := fleet.CheckRequest{Now: now, App: app, Group: g, Channel: ch, Target: target,
+				Report: fleet.Report{MachineID: machine, Version: "1.0.0"}, UpdateCheck: true}
+			out, err := s.Transition(ctx, app.ID, machine, g.ID, func(in fleet.Instance, found bool, r fleet.Rollout) (fleet.Outcome, error) {
+				if i == 7 {
+					return fleet.Outcome{}, boom
+				}
+				mu.Lock()
+				seen[r.InProgress] = true
+				mu.Unlock()
+				return fleet.Process(req, in, found, r), nil
+			})
+			if i == 7 {
+				if !errors.Is(err, boom) {
+					errs <- fmt.Errorf("failing decider: got %v", err)
+				}
+				mu.Lock()
+				failed++
+				mu.Unlock()
+				return
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			if out.Decision.Verdict == fleet.Grant {
+				mu.Lock()
+				granted[machine]++
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	total := 0
+	for m, c := range granted {
+		if c != 1 {
+			t.Errorf("machine %s granted %d times; a replay must see the first grant", m, c)
+		}
+		total += c
+	}
+	r, _ := s.Rollout(ctx, w.group.ID)
+	if total != 30 || r.InProgress != 30 || r.Granted != 30 {
+		t.Fatalf("granted %d, counters %+v; want exactly 30", total, r)
+	}
+	for i := 0; i < 30; i++ {
+		if !seen[i] {
+			t.Fatalf("no decider saw InProgress=%d (saw %v): decisions did not see their predecessors' counters", i, seen)
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("failed deciders: %d", failed)
+	}
+	tq := &s.(*sqlStore).transitions
+	if c, r := tq.commits.Load(), tq.requests.Load(); c >= r {
+		t.Fatalf("%d requests in %d transactions: none shared a commit", r, c)
+	}
+	t.Logf("%d requests in %d transactions", tq.requests.Load(), tq.commits.Load())
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"time"
 
@@ -17,7 +19,13 @@ func fleetBench(ctx context.Context, _, workDir string, quick bool, logf func(st
 	if quick {
 		cfg.Instances, cfg.Phase = 5000, 2*time.Second
 	}
-	dsn, pgErr := fleetbench.LocalPostgres(ctx)
+	var dsn string
+	var pgErr error
+	if msg := os.Getenv(postgresErrEnv); msg != "" {
+		pgErr = errors.New(msg)
+	} else {
+		dsn, pgErr = fleetbench.LocalPostgres(ctx)
+	}
 	if pgErr != nil {
 		logf("fleet bench: PostgreSQL unavailable, measuring SQLite only: %v", pgErr)
 	}

@@ -16,10 +16,15 @@ import (
 	"time"
 
 	"github.com/stratalinux/strata/internal/bench"
+	"github.com/stratalinux/strata/internal/fleetbench"
 	"golang.org/x/sys/unix"
 )
 
-const childEnv = "STRATA_BENCH_NAMESPACE"
+const (
+	childEnv       = "STRATA_BENCH_NAMESPACE"
+	postgresEnv    = "STRATA_BENCH_POSTGRES"
+	postgresErrEnv = "STRATA_BENCH_POSTGRES_ERROR"
+)
 
 func main() {
 	strataBin := flag.String("strata", "bin/strata", "the strata binary to measure")
@@ -107,6 +112,15 @@ func reexec() int {
 	}
 	cmd := exec.Command(self, os.Args[1:]...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
+	// PostgreSQL's socket directory is under /run, which the namespace
+	// hides: set the cluster up here and hand the child a TCP DSN.
+	if os.Getenv(postgresEnv) == "" {
+		if dsn, err := fleetbench.LocalPostgres(context.Background()); err != nil {
+			cmd.Env = append(cmd.Env, postgresErrEnv+"="+err.Error())
+		} else {
+			cmd.Env = append(cmd.Env, postgresEnv+"="+dsn)
+		}
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
 	if err := cmd.Run(); err != nil {
