@@ -49,6 +49,9 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	if len(body) > MaxResponseBytes {
 		return nil, fmt.Errorf("omaha: response from %s exceeds 1 MiB", c.URL)
 	}
+	if resp, ok := decodePlainResponse(body); ok {
+		return resp, nil
+	}
 	var resp Response
 	if err := xml.Unmarshal(body, &resp); err != nil {
 		return nil, fmt.Errorf("omaha: response from %s is not Omaha XML: %w", c.URL, err)
@@ -110,10 +113,8 @@ func (e *Event) MarshalXML(enc *xml.Encoder, start xml.StartElement) error {
 }
 
 func encodeRequest(req *Request) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteString(xml.Header)
-	if err := xml.NewEncoder(&buf).Encode(req); err != nil {
-		return nil, fmt.Errorf("omaha: encoding request: %w", err)
-	}
-	return buf.Bytes(), nil
+	var x xmlWriter
+	x.WriteString(xml.Header)
+	x.request(req)
+	return x.Bytes(), nil
 }

@@ -50,6 +50,33 @@ func DecodeBytes(body []byte) (*Request, error) {
 	if err := checkShape(body); err != nil {
 		return nil, err
 	}
+	req, ok := decodePlainRequest(body)
+	if !ok {
+		var err error
+		if req, err = decodeXMLRequest(body); err != nil {
+			return nil, err
+		}
+	}
+	if req.Protocol != "3.0" {
+		return nil, fmt.Errorf("%w: protocol %q, want 3.0", ErrMalformed, req.Protocol)
+	}
+	if len(req.Apps) == 0 {
+		return nil, fmt.Errorf("%w: no <app>", ErrMalformed)
+	}
+	for _, a := range req.Apps {
+		if a.ID == "" {
+			return nil, fmt.Errorf("%w: <app> without appid", ErrMalformed)
+		}
+	}
+	if err := checkFields(req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// decodeXMLRequest decodes with encoding/xml (strict), for documents
+// outside the plain subset.
+func decodeXMLRequest(body []byte) (*Request, error) {
 	var req Request
 	d := xml.NewDecoder(bytes.NewReader(body))
 	d.Strict = true
@@ -65,20 +92,6 @@ func DecodeBytes(body []byte) (*Request, error) {
 		if _, err := d.Token(); err != io.EOF {
 			return nil, fmt.Errorf("%w: data after </request>", ErrMalformed)
 		}
-	}
-	if req.Protocol != "3.0" {
-		return nil, fmt.Errorf("%w: protocol %q, want 3.0", ErrMalformed, req.Protocol)
-	}
-	if len(req.Apps) == 0 {
-		return nil, fmt.Errorf("%w: no <app>", ErrMalformed)
-	}
-	for _, a := range req.Apps {
-		if a.ID == "" {
-			return nil, fmt.Errorf("%w: <app> without appid", ErrMalformed)
-		}
-	}
-	if err := checkFields(&req); err != nil {
-		return nil, err
 	}
 	return &req, nil
 }
@@ -131,7 +144,10 @@ func Encode(w io.Writer, resp *Response) error {
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}
-	return xml.NewEncoder(w).Encode(resp)
+	var x xmlWriter
+	x.response(resp)
+	_, err := w.Write(x.Bytes())
+	return err
 }
 
 // NewResponse starts a response in Strata's name.
