@@ -191,6 +191,9 @@ func (s *sqlStore) transitionTx(ctx context.Context, k transitionKey, batch []*t
 		activities []fleet.Activity
 		rolloutOut bool
 		brake      bool
+		// The rows are locked, so the writes need no "still as read"
+		// conditions and go out in a few statements, not one per request.
+		updates, inserts []fleet.Instance
 	)
 	for _, t := range batch {
 		in, found := current[t.machineID]
@@ -200,11 +203,10 @@ func (s *sqlStore) transitionTx(ctx context.Context, k transitionKey, batch []*t
 			continue
 		}
 		if out.Write {
-			if n, err := s.saveInstance(ctx, tx, in, found, out.Instance); err != nil || n != 1 {
-				if err == nil {
-					err = fmt.Errorf("store: instance %s changed under the lock", t.machineID)
-				}
-				return err
+			if found {
+				updates = append(updates, out.Instance)
+			} else {
+				inserts = append(inserts, out.Instance)
 			}
 		}
 		if out.RolloutChanged {
@@ -216,6 +218,17 @@ func (s *sqlStore) transitionTx(ctx context.Context, k transitionKey, batch []*t
 		events = append(events, out.Events...)
 		activities = append(activities, out.Activities...)
 		brake = brake || out.Brake
+	}
+	if err := s.updateInstanceRows(ctx, tx, updates); err != nil {
+		return err
+	}
+	for _, in := range inserts {
+		if n, err := s.insertInstance(ctx, tx, in); err != nil || n != 1 {
+			if err == nil {
+				err = fmt.Errorf("store: instance %s was registered concurrently", in.MachineID)
+			}
+			return err
+		}
 	}
 	if rolloutOut {
 		if err := s.writeRollout(ctx, tx, r); err != nil {
@@ -286,6 +299,39 @@ func (s *sqlStore) insertEventRows(ctx context.Context, tx *sql.Tx, evs []fleet.
 			return fmt.Errorf("store: recording events: %w", err)
 		}
 		evs = evs[n:]
+	}
+	return nil
+}
+
+// updateInstanceRows writes locked instances with one UPDATE … FROM
+// (VALUES …) per chunk (SQLite ≥ 3.33 and PostgreSQL both name the
+// VALUES columns column1…; the casts type PostgreSQL's parameters).
+func (s *sqlStore) updateInstanceRows(ctx context.Context, tx *sql.Tx, list []fleet.Instance) error {
+	const chunk = 200
+	const row = `(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS INTEGER))`
+	for len(list) > 0 {
+		n := min(len(list), chunk)
+		var b strings.Builder
+		b.WriteString(`UPDATE instances SET group_id = v.column3, version = v.column4, status = v.column5, ip = v.column6, alias = v.column7, oem = v.column8,
+		last_check = v.column9, granted_version = v.column10, granted_at = v.column11, in_progress = v.column12 FROM (VALUES `)
+		args := make([]any, 0, n*12)
+		for i, in := range list[:n] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(row)
+			args = append(args, in.AppID, in.MachineID, in.GroupID, in.Version, int(in.Status), in.IP, in.Alias, in.OEM,
+				ms(in.LastCheck), in.GrantedVersion, ms(in.GrantedAt), b2i(in.InProgress))
+		}
+		b.WriteString(`) AS v WHERE instances.app_id = v.column1 AND instances.machine_id = v.column2`)
+		res, err := tx.ExecContext(ctx, s.q(b.String()), args...)
+		if err != nil {
+			return fmt.Errorf("store: writing instances: %w", err)
+		}
+		if got, err := res.RowsAffected(); err != nil || got != int64(n) {
+			return fmt.Errorf("store: wrote %d of %d locked instances (%v)", got, n, err)
+		}
+		list = list[n:]
 	}
 	return nil
 }
