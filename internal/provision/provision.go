@@ -12,8 +12,14 @@ import (
 	"fmt"
 	"strings"
 
-	butane "github.com/coreos/butane/config"
 	"github.com/coreos/butane/config/common"
+	fcos1_4 "github.com/coreos/butane/config/fcos/v1_4"
+	fcos1_5 "github.com/coreos/butane/config/fcos/v1_5"
+	fcos1_6 "github.com/coreos/butane/config/fcos/v1_6"
+	flatcar1_0 "github.com/coreos/butane/config/flatcar/v1_0"
+	flatcar1_1 "github.com/coreos/butane/config/flatcar/v1_1"
+	"github.com/coreos/go-semver/semver"
+	"github.com/coreos/vcontext/report"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/stratalinux/strata/internal/repo"
@@ -246,11 +252,76 @@ func dropin(o Options, name string) string {
 	return b.String()
 }
 
-// Ignition translates a Butane config into Ignition JSON with the coreos
-// butane packages (strict: any warning is an error).
-func Ignition(butaneConfig []byte, pretty bool) ([]byte, error) {
-	out, rep, err := butane.TranslateBytes(butaneConfig, common.TranslateBytesOptions{Pretty: pretty})
+// translateFunc is the signature of a butane variant package's
+// ToIgn*Bytes.
+type translateFunc func([]byte, common.TranslateBytesOptions) ([]byte, report.Report, error)
+
+// translator returns the translator of one Butane variant and spec
+// version (those in SupportedVersions). Each variant version is imported
+// on its own rather than through github.com/coreos/butane/config: that
+// package links every variant (openshift, r4e, fiot, experimental specs)
+// and their initialisers cost every strata invocation, even
+// "strata --version", over a millisecond of start-up (docs/startup.md).
+func translator(variant string, v semver.Version) translateFunc {
+	switch variant + "+" + v.String() {
+	case "flatcar+1.0.0":
+		return flatcar1_0.ToIgn3_3Bytes
+	case "flatcar+1.1.0":
+		return flatcar1_1.ToIgn3_4Bytes
+	case "fcos+1.4.0":
+		return fcos1_4.ToIgn3_3Bytes
+	case "fcos+1.5.0":
+		return fcos1_5.ToIgn3_4Bytes
+	case "fcos+1.6.0":
+		return fcos1_6.ToIgn3_5Bytes
+	}
+	return nil
+}
+
+// supportedList names the supported variants and versions for messages.
+func supportedList() string {
+	var parts []string
+	for _, variant := range []string{"flatcar", "fcos"} {
+		parts = append(parts, variant+" "+strings.Join(SupportedVersions[variant], ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// translateBytes picks the translator from the config's variant and
+// version fields, as butane's config.TranslateBytes does, among the
+// variants Strata links.
+func translateBytes(input []byte, opts common.TranslateBytesOptions) ([]byte, report.Report, error) {
+	var head struct {
+		Variant string `yaml:"variant"`
+		Version string `yaml:"version"`
+	}
+	if err := yaml.Unmarshal(input, &head); err != nil {
+		return nil, report.Report{}, common.ErrUnmarshal{Detail: err.Error()}
+	}
+	if head.Variant == "" {
+		return nil, report.Report{}, common.ErrNoVariant
+	}
+	v, err := semver.NewVersion(head.Version)
 	if err != nil {
+		return nil, report.Report{}, common.ErrInvalidVersion
+	}
+	t := translator(head.Variant, *v)
+	if t == nil {
+		return nil, report.Report{}, fmt.Errorf("%w; Strata translates %s (use the butane tool for other variants)",
+			common.ErrUnknownVersion{Variant: head.Variant, Version: *v}, supportedList())
+	}
+	return t(input, opts)
+}
+
+// Ignition translates a Butane config into Ignition JSON with the coreos
+// butane packages (strict: any warning is an error). Only the variants and
+// versions in SupportedVersions are translated.
+func Ignition(butaneConfig []byte, pretty bool) ([]byte, error) {
+	out, rep, err := translateBytes(butaneConfig, common.TranslateBytesOptions{Pretty: pretty})
+	if err != nil {
+		if len(rep.Entries) == 0 {
+			return nil, fmt.Errorf("butane: %w", err)
+		}
 		return nil, fmt.Errorf("butane: %w: %s", err, rep.String())
 	}
 	if len(rep.Entries) > 0 {

@@ -3,12 +3,14 @@ package provision
 import (
 	"context"
 	"encoding/json"
+	stderrors "errors"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/coreos/butane/config/common"
 	"github.com/coreos/ignition/v2/config/shared/errors"
 	ign33 "github.com/coreos/ignition/v2/config/v3_3"
 	ign34 "github.com/coreos/ignition/v2/config/v3_4"
@@ -180,5 +182,49 @@ func TestResolveErrors(t *testing.T) {
 	}
 	if _, err := Butane(Options{Variant: "flatcar", Version: "9.9.9", Exts: exts, Activation: Refresh}); err == nil {
 		t.Fatal("unsupported butane version accepted")
+	}
+}
+
+// TestIgnitionVariants checks that every supported variant and version
+// translates, and that the others (not linked into strata) are refused
+// with a message that names what is supported.
+func TestIgnitionVariants(t *testing.T) {
+	for variant, versions := range SupportedVersions {
+		for _, v := range versions {
+			cfg := "variant: " + variant + "\nversion: " + v + "\nstorage:\n  files:\n    - path: /etc/hostname\n      mode: 0644\n      contents:\n        inline: node1\n"
+			out, err := Ignition([]byte(cfg), false)
+			if err != nil {
+				t.Fatalf("%s %s: %v", variant, v, err)
+			}
+			var ig ignitionOut
+			if err := json.Unmarshal(out, &ig); err != nil {
+				t.Fatalf("%s %s: %v\n%s", variant, v, err, out)
+			}
+			validate(t, ig.Ignition.Version, out)
+			if len(ig.Storage.Files) != 1 || ig.Storage.Files[0].Path != "/etc/hostname" || ig.Storage.Files[0].Mode != 0o644 {
+				t.Fatalf("%s %s: files %+v", variant, v, ig.Storage.Files)
+			}
+		}
+	}
+	for _, tc := range []struct{ cfg, want string }{
+		{"variant: openshift\nversion: 4.16.0\n", "variant openshift with version 4.16.0"},
+		{"variant: fcos\nversion: 1.3.0\n", "Strata translates flatcar 1.0.0, 1.1.0; fcos 1.4.0, 1.5.0, 1.6.0"},
+		{"variant: flatcar\nversion: 1.2.0-experimental\n", "use the butane tool"},
+		{"version: 1.0.0\n", "variant; must be specified"},
+		{"variant: flatcar\nversion: one\n", "must be a valid semver"},
+		{"variant: [flatcar\n", "unmarshaling yaml"},
+	} {
+		_, err := Ignition([]byte(tc.cfg), true)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%q: error %v, want one containing %q", tc.cfg, err, tc.want)
+		}
+	}
+	var unknown common.ErrUnknownVersion
+	if _, err := Ignition([]byte("variant: r4e\nversion: 1.1.0\n"), false); !stderrors.As(err, &unknown) || unknown.Variant != "r4e" {
+		t.Fatalf("r4e: %v, want a common.ErrUnknownVersion", err)
+	}
+	// A translator's own validation still reports through Ignition.
+	if _, err := Ignition([]byte("variant: flatcar\nversion: 1.0.0\nstorage:\n  files:\n    - path: relative\n"), false); err == nil {
+		t.Fatal("relative path accepted")
 	}
 }

@@ -36,7 +36,7 @@ func (r *Recipe) Vars(res Resolved, arch string) map[string]string {
 
 // Expand fills {var} references.
 func Expand(t string, vars map[string]string) string {
-	return templateVar.ReplaceAllStringFunc(t, func(m string) string {
+	return templateVar().ReplaceAllStringFunc(t, func(m string) string {
 		if v, ok := vars[m[1:len(m)-1]]; ok {
 			return v
 		}

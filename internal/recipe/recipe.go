@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -169,7 +170,9 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+// lineRE and templateVar are compiled on first use, not at package
+// init: every strata invocation links this package (docs/startup.md).
+var lineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`) })
 
 // Parse reads and validates a recipe. file names it in errors.
 func Parse(file string, data []byte) (*Recipe, error) {
@@ -204,7 +207,7 @@ func yamlErr(file string, err error) error {
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		msg = te.Errors[0]
 	}
-	if m := lineRE.FindStringSubmatch(msg); m != nil {
+	if m := lineRE().FindStringSubmatch(msg); m != nil {
 		var line int
 		fmt.Sscan(m[1], &line)
 		return &Error{File: file, Line: line, Msg: m[2]}
@@ -274,7 +277,7 @@ func (r *Recipe) Arches() []string {
 	return a
 }
 
-var templateVar = regexp.MustCompile(`\{([a-z_][a-z0-9_]*)\}`)
+var templateVar = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{([a-z_][a-z0-9_]*)\}`) })
 
 func (r *Recipe) validate() error {
 	var errs []error
@@ -335,7 +338,7 @@ func (r *Recipe) validate() error {
 		}
 	}
 	checkTemplate := func(key, s string) {
-		for _, m := range templateVar.FindAllStringSubmatch(s, -1) {
+		for _, m := range templateVar().FindAllStringSubmatch(s, -1) {
 			if !vars[m[1]] {
 				add(r.errAt(key, "unknown template variable {%s}", m[1]))
 			}
@@ -348,7 +351,7 @@ func (r *Recipe) validate() error {
 		k := fmt.Sprintf("artifacts[%d]", i)
 		if a.URL == "" {
 			add(r.errAt(k+".url", "missing"))
-		} else if err := checkURL(templateVar.ReplaceAllString(a.URL, "x")); err != nil {
+		} else if err := checkURL(templateVar().ReplaceAllString(a.URL, "x")); err != nil {
 			add(r.errAt(k+".url", "%v", err))
 		}
 		checkTemplate(k+".url", a.URL)
@@ -367,14 +370,14 @@ func (r *Recipe) validate() error {
 		if vf.Sums != "" {
 			nv++
 			checkTemplate(k+".verify.sums", vf.Sums)
-			if err := checkURL(templateVar.ReplaceAllString(vf.Sums, "x")); err != nil {
+			if err := checkURL(templateVar().ReplaceAllString(vf.Sums, "x")); err != nil {
 				add(r.errAt(k+".verify.sums", "%v", err))
 			}
 		}
 		if vf.SHA256URL != "" {
 			nv++
 			checkTemplate(k+".verify.sha256-url", vf.SHA256URL)
-			if err := checkURL(templateVar.ReplaceAllString(vf.SHA256URL, "x")); err != nil {
+			if err := checkURL(templateVar().ReplaceAllString(vf.SHA256URL, "x")); err != nil {
 				add(r.errAt(k+".verify.sha256-url", "%v", err))
 			}
 		}

@@ -93,6 +93,7 @@ var extraBenches = []func(ctx context.Context, strataBin, workDir string, quick 
 	fleetBench,
 	updateBench,
 	flakeBench,
+	startupBench,
 }
 
 const mergeNotes = `Each case: N extensions (10 scripts in usr/bin and ten 2 KiB files each,
