@@ -46,7 +46,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Args0: args[0]}
 	env.Log = newLogger(stderr)
 
-	root := commandFor(env, filepath.Base(args[0]))
+	root := commandFor(env, filepath.Base(args[0]), args[1:])
 	root.SetArgs(args[1:])
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -70,22 +70,25 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // commandFor picks the command tree by invocation name (multi-call).
-func commandFor(env *Env, name string) *cobra.Command {
+func commandFor(env *Env, name string, args []string) *cobra.Command {
 	switch name {
 	case "systemd-sysext":
-		return newExtCommand(env, "systemd-sysext", classSysext)
+		return systemdVersion(newExtCommand(env, "systemd-sysext", classSysext))
 	case "systemd-confext":
-		return newExtCommand(env, "systemd-confext", classConfext)
+		return systemdVersion(newExtCommand(env, "systemd-confext", classConfext))
 	case "systemd-sysupdate":
-		return newSysupdateCommand(env, "systemd-sysupdate")
+		return systemdVersion(newSysupdateCommand(env, "systemd-sysupdate"))
 	}
 	if name != "strata" && isFlakeInvocation(name) {
 		return newFlakeLauncherCommand(env, name)
 	}
-	return newRootCommand(env)
+	return newRootCommand(env, args)
 }
 
-func newRootCommand(env *Env) *cobra.Command {
+// newRootCommand builds the tree; when args name a subcommand, only that
+// one (building every command's flags is a tenth of start-up, paid by
+// every node-side call).
+func newRootCommand(env *Env, args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "strata",
 		Short: "Bake, publish, serve, update and merge system extension images",
@@ -95,29 +98,58 @@ merges them over the read-only OS, and launches isolated applications as
 host commands.`,
 		Version: Version,
 	}
-	for _, add := range subcommands {
-		root.AddCommand(add(env))
+	want := ""
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			want = a
+			break
+		}
+	}
+	only := -1
+	for i, sc := range subcommands {
+		if sc.name == want {
+			only = i
+		}
+	}
+	for i, sc := range subcommands {
+		if only < 0 || i == only {
+			root.AddCommand(sc.new(env))
+		}
 	}
 	return root
 }
 
 // subcommands lists the constructors of the top-level commands.
-var subcommands = []func(*Env) *cobra.Command{
-	func(env *Env) *cobra.Command { return newExtCommand(env, "sysext", classSysext) },
-	func(env *Env) *cobra.Command { return newExtCommand(env, "confext", classConfext) },
-	newTestCommand,
-	newMergeExecCommand,
-	newBakeCommand,
-	newLintCommand,
-	newInspectCommand,
-	newFlakeCommand,
-	func(env *Env) *cobra.Command { return newSysupdateCommand(env, "sysupdate") },
-	newPublishCommand,
-	newKeyCommand,
-	newServeCommand,
-	newExtPkgCommand,
-	newProvisionCommand,
-	newFleetCommand,
+var subcommands = []struct {
+	name string
+	new  func(*Env) *cobra.Command
+}{
+	{"sysext", func(env *Env) *cobra.Command { return newExtCommand(env, "sysext", classSysext) }},
+	{"confext", func(env *Env) *cobra.Command { return newExtCommand(env, "confext", classConfext) }},
+	{"test", newTestCommand},
+	{"__merge-exec", newMergeExecCommand},
+	{"bake", newBakeCommand},
+	{"lint", newLintCommand},
+	{"inspect", newInspectCommand},
+	{"flake", newFlakeCommand},
+	{"sysupdate", func(env *Env) *cobra.Command { return newSysupdateCommand(env, "sysupdate") }},
+	{"publish", newPublishCommand},
+	{"key", newKeyCommand},
+	{"serve", newServeCommand},
+	{"ext", newExtPkgCommand},
+	{"provision", newProvisionCommand},
+	{"fleet", newFleetCommand},
+}
+
+// CompatSystemd is the systemd release whose sysext, confext and sysupdate
+// interfaces Strata implements; `systemd-sysext --version` names it first,
+// as systemd does, for scripts that gate features on it.
+const CompatSystemd = "260"
+
+func systemdVersion(c *cobra.Command) *cobra.Command {
+	c.Version = Version
+	c.SetVersionTemplate("systemd " + CompatSystemd + " (strata " + Version + ")\n")
+	return c
 }
 
 // Version is the program version, set at link time.
