@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -72,11 +73,18 @@ type FirecrackerInputs struct {
 // IFNAMSIZ-1: Linux's limit on interface names.
 const maxIfName = 15
 
-// TapName is flake-pilot's tap-NAME[@id], refused when Linux would.
+// ErrTapName means a tap device name Linux would refuse.
+var ErrTapName = errors.New("invalid tap device name")
+
+// TapName is flake-pilot's tap-NAME[@id], refused when Linux would: at
+// most 15 bytes (IFNAMSIZ-1), no '/', ':' or white space.
 func TapName(meta string) (string, error) {
 	t := "tap-" + meta
 	if len(t) > maxIfName {
-		return "", fmt.Errorf("tap device name %q is longer than Linux's %d characters; use a shorter flake or @instance name", t, maxIfName)
+		return "", fmt.Errorf("%w: %q is %d bytes, Linux allows %d (IFNAMSIZ)", ErrTapName, t, len(t), maxIfName)
+	}
+	if strings.ContainsAny(t, "/: \t\n") {
+		return "", fmt.Errorf("%w: %q contains '/', ':' or white space", ErrTapName, t)
 	}
 	return t, nil
 }
@@ -140,7 +148,7 @@ func RenderFirecracker(in FirecrackerInputs) (*FirecrackerConfig, error) {
 	if !rt.NoNet {
 		tap, err := TapName(in.MetaName)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w; use a shorter flake or @instance name, or register with --no-net", err)
 		}
 		c.NetworkInterfaces = []FirecrackerNIC{{IfaceID: "eth0", GuestMAC: "AA:FC:00:00:00:01", HostDevName: tap}}
 	} else {

@@ -16,6 +16,7 @@ const (
 	FrameRun    byte = 'R' // host → guest: JSON Request
 	FrameStdin  byte = 'I' // host → guest: stdin bytes; empty = EOF
 	FrameSignal byte = 'S' // host → guest: one byte, the signal number
+	FrameResize byte = 'W' // host → guest: the terminal's new size (WinsizePayload)
 	FrameStdout byte = 'O' // guest → host
 	FrameStderr byte = 'E' // guest → host
 	FrameExit   byte = 'X' // guest → host: int32 exit code
@@ -25,6 +26,11 @@ const (
 // MaxFrame bounds one frame's payload.
 const MaxFrame = 1 << 20
 
+// OverlayBootArg tells the guest init whether the VM has an overlay disk
+// (=1: /dev/vdb, ext4) or none (=0: a tmpfs upper layer, no waiting for
+// a disk). Without it the init waits briefly for /dev/vdb.
+const OverlayBootArg = "strata.overlay"
+
 // PortName is the virtio-serial port the guest init looks for.
 const PortName = "org.strata.flake.0"
 
@@ -33,6 +39,14 @@ type Request struct {
 	Argv []string `json:"argv"`
 	Env  []string `json:"env,omitempty"`
 	Dir  string   `json:"dir,omitempty"`
+	// TTY runs the command on a pseudo-terminal in the guest (stdout and
+	// stderr then arrive together as FrameStdout). Rows and Cols are the
+	// host terminal's size at the start, applied before the command
+	// starts so its first look at the size is right; later changes come
+	// as FrameResize.
+	TTY  bool `json:"tty,omitempty"`
+	Rows int  `json:"rows,omitempty"`
+	Cols int  `json:"cols,omitempty"`
 }
 
 // WriteFrame writes one frame.
@@ -81,6 +95,33 @@ func DecodeExit(p []byte) (int, error) {
 		return 0, fmt.Errorf("exit frame of %d bytes", len(p))
 	}
 	return int(int32(binary.BigEndian.Uint32(p))), nil
+}
+
+// WinsizePayload encodes a terminal size: big-endian uint16 rows, then
+// cols.
+func WinsizePayload(rows, cols int) []byte {
+	b := make([]byte, 4)
+	binary.BigEndian.PutUint16(b, clampU16(rows))
+	binary.BigEndian.PutUint16(b[2:], clampU16(cols))
+	return b
+}
+
+// DecodeWinsize decodes a FrameResize payload.
+func DecodeWinsize(p []byte) (rows, cols int, err error) {
+	if len(p) != 4 {
+		return 0, 0, fmt.Errorf("resize frame of %d bytes", len(p))
+	}
+	return int(binary.BigEndian.Uint16(p)), int(binary.BigEndian.Uint16(p[2:])), nil
+}
+
+func clampU16(n int) uint16 {
+	switch {
+	case n < 0:
+		return 0
+	case n > 0xffff:
+		return 0xffff
+	}
+	return uint16(n)
 }
 
 // FrameWriter turns writes into frames of one type (safe for one writer

@@ -41,6 +41,10 @@ type QemuInputs struct {
 	KVM                                bool
 	Dir                                string // instance directory
 	BootArgs                           []string
+	// Net gives the VM a virtio NIC on qemu's user-mode network, which
+	// the guest init configures as UserNet. Without it the VM has no NIC
+	// at all (only lo).
+	Net bool
 }
 
 // PlanQemu builds the qemu command line: the rootfs as a read-only
@@ -53,6 +57,12 @@ type QemuInputs struct {
 // timer interrupt on an ACPI microvm, and without ACPI it cannot find
 // virtio-mmio devices (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES is off), so TCG
 // uses the "pc" machine with virtio-pci devices instead.
+//
+// The network is qemu's user mode (slirp): no tap, no privileges, the
+// host reachable at 10.0.2.2 (its loopback included) and outbound
+// connections NATed through the host's sockets. The NIC's PXE option ROM
+// is left out: the kernel is booted directly, and loading the ROM costs
+// boot time under emulation.
 func PlanQemu(in QemuInputs) QemuPlan {
 	p := QemuPlan{Socket: filepath.Join(in.Dir, "channel.sock"), Console: filepath.Join(in.Dir, "console.log")}
 	mem, cpus := in.MemMiB, in.CPUs
@@ -70,13 +80,30 @@ func PlanQemu(in QemuInputs) QemuPlan {
 		"-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-serial", "file:" + p.Console,
-		"-kernel", in.Kernel, "-initrd", in.Initramfs,
-		"-append", strings.Join(append(append([]string{}, in.BootArgs...), "rdinit=/init"), " ")}
+		"-kernel", in.Kernel, "-initrd", in.Initramfs}
+	boot := append([]string{}, in.BootArgs...)
+	// The guest waits for the overlay disk only when there is one.
+	if in.Overlay != "" {
+		boot = append(boot, OverlayBootArg+"=1")
+	} else {
+		boot = append(boot, OverlayBootArg+"=0")
+	}
+	if in.Net {
+		boot = append(boot, NetBootArg+"="+UserNet.String())
+	}
+	args = append(args, "-append", strings.Join(append(boot, "rdinit=/init"), " "))
 	if in.Rootfs != "" {
 		args = append(args, "-drive", "id=root,file="+in.Rootfs+",format=raw,if=none,readonly=on", "-device", "virtio-blk-"+bus+",drive=root")
 	}
 	if in.Overlay != "" {
 		args = append(args, "-drive", "id=overlay,file="+in.Overlay+",format=raw,if=none", "-device", "virtio-blk-"+bus+",drive=overlay")
+	}
+	if in.Net {
+		nic := "virtio-net-" + bus + ",netdev=n0"
+		if bus == "pci" {
+			nic += ",romfile="
+		}
+		args = append(args, "-netdev", "user,id=n0", "-device", nic)
 	}
 	args = append(args, "-device", "virtio-serial-"+bus,
 		"-chardev", "socket,id=flake,path="+p.Socket+",server=on,wait=on",
@@ -190,6 +217,7 @@ func (e *Engine) initramfs(kernel string) (string, error) {
 	}
 	modDir := filepath.Join("/lib/modules", ver)
 	h := sha256.New()
+	fmt.Fprintf(h, "%q\n", moduleGroups)
 	for _, p := range []string{gi, kernel, filepath.Join(modDir, "modules.dep")} {
 		if fi, err := os.Stat(p); err == nil {
 			fmt.Fprintf(h, "%s %d %d\n", p, fi.Size(), fi.ModTime().UnixNano())
@@ -203,9 +231,9 @@ func (e *Engine) initramfs(kernel string) (string, error) {
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
-	var mods []string
+	var mods []ModuleGroup
 	if _, err := os.Stat(filepath.Join(modDir, "modules.dep")); err == nil {
-		if mods, err = ModulesFor(modDir, guestModules); err != nil {
+		if mods, err = ResolveModules(modDir, moduleGroups); err != nil {
 			return "", err
 		}
 	}
@@ -288,6 +316,10 @@ func (e *Engine) qemu(ctx context.Context, s Spec) (int, error) {
 		target = s.VM.HostAppPath
 	}
 	req := Request{Argv: append([]string{target}, s.Args...)}
+	if s.TTY && e.Stdin != nil && e.Stdout != nil {
+		req.TTY = true
+		req.Rows, req.Cols = e.termSize()
+	}
 	if t := e.getenv("TERM"); t != "" {
 		req.Env = append(req.Env, "TERM="+t)
 	}
@@ -310,7 +342,7 @@ func (e *Engine) qemu(ctx context.Context, s Spec) (int, error) {
 		}
 	}
 	in := QemuInputs{Kernel: fc.KernelImagePath, Initramfs: initrd, Rootfs: fc.RootfsImagePath, Overlay: overlay,
-		MemMiB: fc.MemSizeMiB, CPUs: fc.VcpuCount, KVM: kvmUsable(e.Getenv), Dir: dir, BootArgs: fc.BootArgs}
+		MemMiB: fc.MemSizeMiB, CPUs: fc.VcpuCount, KVM: kvmUsable(e.Getenv), Dir: dir, BootArgs: fc.BootArgs, Net: !s.VM.Runtime.NoNet}
 	code, err := e.runQemu(ctx, bin, PlanQemu(in), req)
 	if errors.Is(err, errEarlyExit) && in.KVM {
 		// /dev/kvm can exist and still be unable to run this guest
@@ -387,7 +419,7 @@ func (e *Engine) resumeQemu(ctx context.Context, bin string, s Spec, initrd stri
 	}
 	in := QemuInputs{Kernel: fc.KernelImagePath, Initramfs: initrd, Rootfs: fc.RootfsImagePath, Overlay: overlay,
 		MemMiB: fc.MemSizeMiB, CPUs: fc.VcpuCount, KVM: kvmUsable(e.Getenv), Dir: dir,
-		BootArgs: append(append([]string{}, fc.BootArgs...), "strata.resume=1")}
+		BootArgs: append(append([]string{}, fc.BootArgs...), "strata.resume=1"), Net: !s.VM.Runtime.NoNet}
 	_ = os.Remove(filepath.Join(dir, "channel.sock"))
 	plan := PlanQemu(in)
 	q, conn, err := e.bootQemu(bin, plan, true)
@@ -519,6 +551,27 @@ func (e *Engine) session(conn net.Conn, plan QemuPlan, req Request) (int, error)
 		return 0, fmt.Errorf("send the command to the VM: %w", err)
 	}
 	w := &syncWriter{w: conn}
+	if req.TTY {
+		// The guest's terminal does the line editing and echo: the
+		// host's passes every key through (^C included, as a byte) until
+		// the session ends, whichever way it ends.
+		if restore, err := makeRaw(e.Stdin); err != nil {
+			e.log().Debug("the terminal stays in cooked mode", "err", err)
+		} else {
+			defer restore()
+		}
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		defer func() { signal.Stop(winch); close(winch) }()
+		go func() {
+			for range winch {
+				rows, cols := e.termSize()
+				if rows > 0 && cols > 0 {
+					_ = WriteFrame(w, FrameResize, WinsizePayload(rows, cols))
+				}
+			}
+		}()
+	}
 	if e.Stdin != nil {
 		go func() {
 			buf := make([]byte, 32<<10)
@@ -538,7 +591,7 @@ func (e *Engine) session(conn net.Conn, plan QemuPlan, req Request) (int, error)
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-	defer signal.Stop(sigs)
+	defer func() { signal.Stop(sigs); close(sigs) }()
 	go func() {
 		for sig := range sigs {
 			if n, ok := sig.(syscall.Signal); ok && n < 256 {

@@ -85,6 +85,9 @@ func TestRenderFirecrackerMatchesFlakePilot(t *testing.T) {
 		!strings.Contains(cfg.BootSource.BootArgs, "console= ") {
 		t.Fatalf("resume/no-net boot args: %s", cfg.BootSource.BootArgs)
 	}
+	if b, _ := json.Marshal(cfg); len(cfg.NetworkInterfaces) != 0 || !strings.Contains(string(b), `"network-interfaces":[]`) {
+		t.Fatalf("--no-net config has a NIC: %s", b)
+	}
 	if _, err := RenderFirecracker(FirecrackerInputs{MetaName: "a-very-long-flake@instance", VM: testVM(false, false, false)}); err == nil ||
 		!strings.Contains(err.Error(), "tap device name") {
 		t.Fatalf("over-long tap name: %v", err)
@@ -131,7 +134,7 @@ func TestPlanQemu(t *testing.T) {
 	p := PlanQemu(QemuInputs{Kernel: "/k", Initramfs: "/i", Rootfs: "/r", Overlay: "/o", Dir: "/d", BootArgs: []string{"quiet"}})
 	s := strings.Join(p.Args, " ")
 	for _, want := range []string{"-M pc", "-accel tcg", "virtio-blk-pci", "file=/r,format=raw,if=none,readonly=on", "file=/o,format=raw,if=none -device",
-		"path=/d/channel.sock,server=on,wait=on", "name=" + PortName, "-append quiet rdinit=/init", "-no-reboot"} {
+		"path=/d/channel.sock,server=on,wait=on", "name=" + PortName, "-append quiet strata.overlay=1 rdinit=/init", "-no-reboot"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("qemu args lack %q: %s", want, s)
 		}

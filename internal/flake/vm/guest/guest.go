@@ -6,6 +6,7 @@
 package guest
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,7 +43,15 @@ func run() error {
 	_ = os.MkdirAll("/sys", 0o755)
 	_ = unix.Mount("sysfs", "/sys", "sysfs", 0, "")
 	cmdline, _ := os.ReadFile("/proc/cmdline")
-	loadModules(string(cmdline))
+	trace := tracer(string(cmdline))
+	trace("init started")
+	netCfg, withNet, netErr := vm.NetFromCmdline(string(cmdline))
+	load := groupLoader(string(cmdline), trace)
+	load("base")
+	if withNet {
+		// Only a VM with a NIC pays for its driver.
+		load("net")
+	}
 	port, err := openPort(10 * time.Second)
 	if err != nil {
 		return err
@@ -55,7 +64,19 @@ func run() error {
 		defer wmu.Unlock()
 		return vm.WriteFrame(port, typ, p)
 	}
-	root, rootErr := mountRoot()
+	trace("channel open")
+	root, rootErr := mountRoot(string(cmdline), load)
+	trace("root mounted")
+	if err := setupLoopback(); err != nil && netErr == nil {
+		netErr = err
+	}
+	if withNet && rootErr == nil && netErr == nil {
+		netErr = setupEth0(netCfg, root)
+	}
+	if rootErr == nil && netErr != nil {
+		rootErr = fmt.Errorf("network: %w", netErr)
+	}
+	trace("network configured")
 	frames := make(chan frame, 64)
 	go readFrames(port, frames, resume)
 	if err := send(vm.FrameReady, nil); err != nil {
@@ -96,6 +117,20 @@ func run() error {
 	}
 }
 
+// tracer returns what logs the init's steps with the guest's uptime to
+// the console (the VM's console log on the host) when the kernel command
+// line has strata.debug=1, and does nothing otherwise.
+func tracer(cmdline string) func(step string) {
+	if !strings.Contains(" "+cmdline+" ", " strata.debug=1 ") {
+		return func(string) {}
+	}
+	return func(step string) {
+		var ts unix.Timespec
+		_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+		fmt.Fprintf(os.Stderr, "strata-guest-init: %d.%03d %s\n", ts.Sec, ts.Nsec/1e6, step)
+	}
+}
+
 type frame struct {
 	typ byte
 	p   []byte
@@ -119,12 +154,13 @@ func readFrames(port io.Reader, ch chan<- frame, resume bool) {
 	}
 }
 
-// runOne runs one request with stdin and signals taken from frames until
-// the command exits.
+// runOne runs one request with stdin, signals and (on a terminal) window
+// sizes taken from frames until the command exits.
 func runOne(req vm.Request, root string, frames <-chan frame, out io.Writer) (int, error) {
 	c := exec.Command(req.Argv[0], req.Argv[1:]...)
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if root != "/" {
-		c.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Setsid: true}
+		c.SysProcAttr.Chroot = root
 		// Resolve the program inside the new root.
 		if !strings.Contains(req.Argv[0], "/") {
 			c.Path = lookIn(root, req.Argv[0])
@@ -138,13 +174,14 @@ func runOne(req vm.Request, root string, frames <-chan frame, out io.Writer) (in
 	if req.Dir != "" {
 		c.Dir = req.Dir
 	}
-	stdin, err := c.StdinPipe()
-	if err != nil {
-		return 0, err
+	var cio commandIO
+	var err error
+	if req.TTY {
+		cio, err = startOnPTY(c, root, req, out)
+	} else {
+		cio, err = startOnPipes(c, out)
 	}
-	c.Stdout = vm.FrameWriter{W: out, Typ: vm.FrameStdout}
-	c.Stderr = vm.FrameWriter{W: out, Typ: vm.FrameStderr}
-	if err := c.Start(); err != nil {
+	if err != nil {
 		return 0, fmt.Errorf("run %s: %w", req.Argv[0], err)
 	}
 	done, finished := make(chan struct{}), make(chan struct{})
@@ -156,19 +193,23 @@ func runOne(req vm.Request, root string, frames <-chan frame, out io.Writer) (in
 				return
 			case f, ok := <-frames:
 				if !ok {
-					stdin.Close()
+					cio.closeInput()
 					return
 				}
 				switch f.typ {
 				case vm.FrameStdin:
 					if len(f.p) == 0 {
-						stdin.Close()
+						cio.closeInput()
 						continue
 					}
-					_, _ = stdin.Write(f.p)
+					_, _ = cio.input.Write(f.p)
 				case vm.FrameSignal:
 					if len(f.p) == 1 {
 						_ = c.Process.Signal(syscall.Signal(f.p[0]))
+					}
+				case vm.FrameResize:
+					if rows, cols, err := vm.DecodeWinsize(f.p); err == nil && cio.resize != nil {
+						cio.resize(rows, cols)
 					}
 				}
 			}
@@ -179,7 +220,7 @@ func runOne(req vm.Request, root string, frames <-chan frame, out io.Writer) (in
 	// The next request may only be read once this command's input
 	// handler has stopped taking frames.
 	<-finished
-	stdin.Close()
+	cio.finish()
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
@@ -191,6 +232,125 @@ func runOne(req vm.Request, root string, frames <-chan frame, out io.Writer) (in
 		return 0, err
 	}
 	return 0, nil
+}
+
+// commandIO is how a running command's input reaches it.
+type commandIO struct {
+	input      io.Writer
+	closeInput func()
+	resize     func(rows, cols int)
+	// finish waits until the command's output has been sent and
+	// releases what the command used.
+	finish func()
+}
+
+// startOnPipes starts the command with stdout and stderr as separate
+// frame streams.
+func startOnPipes(c *exec.Cmd, out io.Writer) (commandIO, error) {
+	stdin, err := c.StdinPipe()
+	if err != nil {
+		return commandIO{}, err
+	}
+	c.Stdout = vm.FrameWriter{W: out, Typ: vm.FrameStdout}
+	c.Stderr = vm.FrameWriter{W: out, Typ: vm.FrameStderr}
+	if err := c.Start(); err != nil {
+		return commandIO{}, err
+	}
+	var once sync.Once
+	closeIn := func() { once.Do(func() { stdin.Close() }) }
+	return commandIO{input: stdin, closeInput: closeIn, finish: closeIn}, nil
+}
+
+// ptyDrain bounds how long output is read after the command exited: a
+// background child that keeps the terminal open must not hold the exit
+// code back.
+const ptyDrain = 2 * time.Second
+
+// startOnPTY starts the command as a session leader on a new
+// pseudo-terminal of the root's devpts, sized as the host's terminal;
+// everything it writes travels as FrameStdout.
+func startOnPTY(c *exec.Cmd, root string, req vm.Request, out io.Writer) (commandIO, error) {
+	master, slave, err := openPTY(root)
+	if err != nil {
+		return commandIO{}, err
+	}
+	resize := func(rows, cols int) {
+		if rows <= 0 || cols <= 0 {
+			return
+		}
+		ws := &unix.Winsize{Row: uint16(min(rows, 0xffff)), Col: uint16(min(cols, 0xffff))}
+		_ = control(master, func(fd int) error { return unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, ws) })
+	}
+	resize(req.Rows, req.Cols)
+	c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
+	c.SysProcAttr.Setctty, c.SysProcAttr.Ctty = true, 0
+	err = c.Start()
+	slave.Close()
+	if err != nil {
+		master.Close()
+		return commandIO{}, err
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		// Ends with EIO once the last holder of the terminal is gone.
+		_, _ = io.Copy(vm.FrameWriter{W: out, Typ: vm.FrameStdout}, master)
+	}()
+	eof := func() {
+		// A terminal has no end of input; the line discipline's EOF
+		// character is what a reader sees at end of input.
+		_, _ = master.Write([]byte{4})
+	}
+	finish := func() {
+		select {
+		case <-copied:
+		case <-time.After(ptyDrain):
+			_ = master.SetReadDeadline(time.Now())
+			<-copied
+		}
+		master.Close()
+	}
+	return commandIO{input: master, closeInput: eof, resize: resize, finish: finish}, nil
+}
+
+// openPTY opens a new terminal pair on ROOT/dev/pts: the master through
+// the devpts's own ptmx, the slave with TIOCGPTPEER (no path lookup).
+func openPTY(root string) (master, slave *os.File, err error) {
+	master, err = os.OpenFile(filepath.Join(root, "dev", "pts", "ptmx"), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open a pseudo-terminal (is devpts mounted?): %w", err)
+	}
+	var peer int
+	err = control(master, func(fd int) error {
+		if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+			return err
+		}
+		r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+		if errno != 0 {
+			return errno
+		}
+		peer = int(r)
+		return nil
+	})
+	if err != nil {
+		master.Close()
+		return nil, nil, fmt.Errorf("open the pseudo-terminal's slave: %w", err)
+	}
+	return master, os.NewFile(uintptr(peer), "pty-slave"), nil
+}
+
+// control runs fn on f's descriptor without switching f to blocking mode
+// (f.Fd() would, and the read deadline would stop working).
+func control(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
 }
 
 type lockedWriter struct {
@@ -213,11 +373,26 @@ func lookIn(root, name string) string {
 	return name
 }
 
-// loadModules loads /modules.order, passing module parameters found on
-// the kernel command line (qemu's microvm puts virtio_mmio.device=… there;
-// the kernel leaves those to whoever loads the module).
-func loadModules(cmdline string) {
-	list, err := os.ReadFile("/modules.order")
+// groupLoader returns what loads a module group (/modules.NAME, written
+// by the host) the first time it is asked for.
+func groupLoader(cmdline string, trace func(string)) func(group string) {
+	loaded := map[string]bool{}
+	return func(group string) {
+		if loaded[group] {
+			return
+		}
+		loaded[group] = true
+		loadModules("/modules."+group, cmdline)
+		trace("modules loaded: " + group)
+	}
+}
+
+// loadModules loads the modules listed in the file (in order), passing
+// module parameters found on the kernel command line (qemu's microvm puts
+// virtio_mmio.device=… there; the kernel leaves those to whoever loads
+// the module).
+func loadModules(listFile, cmdline string) {
+	list, err := os.ReadFile(listFile)
 	if err != nil {
 		return
 	}
@@ -270,12 +445,18 @@ func openPort(timeout time.Duration) (*os.File, error) {
 // mountRoot mounts /dev/vda read-only with an overlay whose upper layer is
 // /dev/vdb (ext2/ext4, kept by the host) or a tmpfs; without /dev/vda the
 // initramfs itself is the root.
-func mountRoot() (string, error) {
+func mountRoot(cmdline string, load func(group string)) (string, error) {
 	if !waitFor("/dev/vda", 3*time.Second) {
+		mountDevpts("/")
 		return "/", nil
 	}
 	var err error
-	for _, fs := range []string{"squashfs", "erofs", "ext4"} {
+	types := []string{"squashfs", "erofs", "ext4"}
+	if t := fsType("/dev/vda"); t != "" {
+		types = []string{t}
+	}
+	for _, fs := range types {
+		load(fs)
 		if err = unix.Mount("/dev/vda", "/newroot", fs, unix.MS_RDONLY, ""); err == nil {
 			break
 		}
@@ -283,8 +464,16 @@ func mountRoot() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("mount the root file system /dev/vda: %w", err)
 	}
+	// The host says whether it attached an overlay disk; an older host
+	// does not, and a disk is then waited for briefly.
+	hint := bootArg(cmdline, vm.OverlayBootArg)
+	wait := 500 * time.Millisecond
+	if hint == "1" {
+		wait = 3 * time.Second
+	}
 	upper := false
-	if waitFor("/dev/vdb", 500*time.Millisecond) {
+	if hint != "0" && waitFor("/dev/vdb", wait) {
+		load("ext4")
 		if e := unix.Mount("/dev/vdb", "/overlay", "ext4", 0, ""); e != nil {
 			return "", fmt.Errorf("mount the overlay disk /dev/vdb: %w", e)
 		}
@@ -300,6 +489,7 @@ func mountRoot() (string, error) {
 			return "", err
 		}
 	}
+	load("overlay")
 	opts := "lowerdir=/newroot,upperdir=/overlay/rootfs_upper,workdir=/overlay/rootfs_work"
 	if err := unix.Mount("overlay", "/overlay/rootfs", "overlay", 0, opts); err != nil {
 		return "", fmt.Errorf("overlay over the root file system: %w", err)
@@ -311,7 +501,58 @@ func mountRoot() (string, error) {
 			_ = unix.Mount(m.src, dst, m.fs, 0, "")
 		}
 	}
+	mountDevpts(root)
 	return root, nil
+}
+
+// fsType names the file system on dev by its superblock's magic number
+// (squashfs, erofs, or ext4 for any ext2/3/4), "" when it is none of
+// them.
+func fsType(dev string) string {
+	f, err := os.Open(dev)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b := make([]byte, 2048)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return ""
+	}
+	return fsTypeOf(b)
+}
+
+func fsTypeOf(b []byte) string {
+	switch {
+	case len(b) >= 4 && string(b[:4]) == "hsqs":
+		return "squashfs"
+	case len(b) >= 1028 && binary.LittleEndian.Uint32(b[1024:]) == 0xE0F5E1E2:
+		return "erofs"
+	case len(b) >= 1082 && binary.LittleEndian.Uint16(b[1080:]) == 0xEF53:
+		return "ext4"
+	}
+	return ""
+}
+
+// bootArg is the value of key=value on the kernel command line.
+func bootArg(cmdline, key string) string {
+	for _, f := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// mountDevpts gives the root a devpts for TTY launches (the guest init
+// opens ROOT/dev/pts/ptmx; programs in the guest find it through the
+// devtmpfs /dev/ptmx node, which resolves to the sibling pts directory).
+func mountDevpts(root string) {
+	pts := filepath.Join(root, "dev", "pts")
+	if fi, err := os.Stat(filepath.Dir(pts)); err != nil || !fi.IsDir() {
+		return
+	}
+	_ = os.MkdirAll(pts, 0o755)
+	_ = unix.Mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
 }
 
 func waitFor(path string, d time.Duration) bool {
