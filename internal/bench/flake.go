@@ -178,11 +178,10 @@ func Flake(ctx context.Context, cfg FlakeConfig) ([]Row, error) {
 // the same kernel to its first userspace moment (the kernel's own panic
 // when it finds no root, with panic=-1 and -no-reboot: qemu exits).
 func (b *flakeBench) vm(ctx context.Context) ([]Row, error) {
-	row, err := b.vmOneShot(ctx)
+	rows, err := b.vmOneShot(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rows := []Row{row}
 	// A resumed VM: the first launch boots it, later ones only run.
 	app := filepath.Join(b.home, "bin", "vmresumed")
 	kernel, rootfs := b.vmKernel, filepath.Join(b.cfg.WorkDir, "flake", "rootfs.sqfs")
@@ -220,18 +219,22 @@ func (b *flakeBench) killResumedVMs() {
 	}
 }
 
-func (b *flakeBench) vmOneShot(ctx context.Context) (Row, error) {
+// vmOneShot times one-shot VM flakes with and without a network (user-mode
+// networking, the default, against --no-net) against the bare boot,
+// alternating the three.
+func (b *flakeBench) vmOneShot(ctx context.Context) ([]Row, error) {
 	row := Row{Group: "flake", Case: "VM flake launch to exit, /bin/true (qemu, software emulation)", FloorName: "bare qemu boot"}
+	noNet := Row{Group: "flake", Case: "VM flake launch to exit, /bin/true, --no-net (qemu, software emulation)", FloorName: "bare qemu boot"}
 	if b.cfg.GuestInit == "" {
-		return row, fmt.Errorf("no strata-guest-init")
+		return nil, fmt.Errorf("no strata-guest-init")
 	}
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
-		return row, fmt.Errorf("qemu-system-x86 is not installed")
+		return nil, fmt.Errorf("qemu-system-x86 is not installed")
 	}
 	kernels, _ := filepath.Glob("/boot/vmlinuz-*")
 	if len(kernels) == 0 {
-		return row, fmt.Errorf("no kernel in /boot")
+		return nil, fmt.Errorf("no kernel in /boot")
 	}
 	sort.Strings(kernels)
 	kernel := kernels[len(kernels)-1]
@@ -239,21 +242,34 @@ func (b *flakeBench) vmOneShot(ctx context.Context) (Row, error) {
 	dir := filepath.Join(b.cfg.WorkDir, "flake")
 	rootfs := filepath.Join(dir, "rootfs.sqfs")
 	if _, err := b.run("mksquashfs", filepath.Join(dir, "tree"), rootfs, "-noappend", "-quiet"); err != nil {
-		return row, err
+		return nil, err
 	}
 	b.env = append(b.env, "STRATA_GUEST_INIT="+b.cfg.GuestInit, "STRATA_VM_ACCEL=tcg")
-	app := filepath.Join(b.home, "bin", "vmtrue")
-	if _, err := b.run(b.cfg.StrataBin, "flake", "--user", "register", "vm", "--app", app, "--kernel", kernel, "--rootfs", rootfs,
-		"--target", "/bin/true", "--memory", "256"); err != nil {
-		return row, err
+	app, appNoNet := filepath.Join(b.home, "bin", "vmtrue"), filepath.Join(b.home, "bin", "vmtrue-nonet")
+	for _, reg := range [][]string{{"--app", app}, {"--app", appNoNet, "--no-net"}} {
+		if _, err := b.run(b.cfg.StrataBin, append([]string{"flake", "--user", "register", "vm", "--kernel", kernel, "--rootfs", rootfs,
+			"--target", "/bin/true", "--memory", "256"}, reg...)...); err != nil {
+			return nil, err
+		}
 	}
 	bare := []string{qemu, "-M", "pc", "-accel", "tcg", "-cpu", "max", "-m", "256", "-nodefaults", "-no-user-config", "-display", "none",
 		"-no-reboot", "-serial", "null", "-kernel", kernel, "-append", "console=ttyS0 quiet loglevel=0 panic=-1 reboot=t"}
-	floor, s, err := b.pair(b.cfg.VMReps, bare, []string{app})
-	if err != nil {
-		return row, err
+	var floors, nets, noNets []time.Duration
+	for range b.cfg.VMReps {
+		for _, m := range []struct {
+			cmd []string
+			ds  *[]time.Duration
+		}{{bare, &floors}, {[]string{app}, &nets}, {[]string{appNoNet}, &noNets}} {
+			d, err := b.run(m.cmd[0], m.cmd[1:]...)
+			if err != nil {
+				return nil, err
+			}
+			*m.ds = append(*m.ds, d)
+		}
 	}
-	row.Floor, row.Strata = floor, s
-	row.Note = "the floor boots the same kernel on the same machine type until it panics for want of a root"
-	return row, nil
+	row.Floor, row.Strata = Median(floors), Median(nets)
+	row.Note = "with a network (qemu user mode, the default); the floor boots the same kernel on the same machine type until it panics for want of a root"
+	noNet.Floor, noNet.Strata = row.Floor, Median(noNets)
+	noNet.Note = "no NIC, no network driver loaded; same floor, the three alternated"
+	return []Row{row, noNet}, nil
 }

@@ -30,8 +30,10 @@ func TestMain(m *testing.M) {
 	if err := os.Symlink(strataBin, filepath.Join(dir, "systemd-sysext")); err != nil {
 		panic(err)
 	}
-	if err := os.Symlink(strataBin, filepath.Join(dir, "systemd-confext")); err != nil {
-		panic(err)
+	for _, name := range []string{"systemd-confext", "flake-ctl"} {
+		if err := os.Symlink(strataBin, filepath.Join(dir, name)); err != nil {
+			panic(err)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

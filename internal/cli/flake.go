@@ -16,6 +16,8 @@ import (
 	"github.com/stratalinux/strata/internal/fetch"
 	"github.com/stratalinux/strata/internal/flake"
 	"github.com/stratalinux/strata/internal/flake/launch"
+	"github.com/stratalinux/strata/internal/flake/runas"
+	"github.com/stratalinux/strata/internal/flake/vm"
 )
 
 type flakeFlags struct {
@@ -48,6 +50,7 @@ type registerFlags struct {
 	app, target, container, base, runAs, fromSysext  string
 	layers, includeTar, includePath, opts            []string
 	resume, attach, forceVsock, noNet, allowSysfiles bool
+	checkHostDeps                                    bool
 	kernel, rootfs, initrd, overlaySize, vm          string
 	vcpus, memMiB                                    int
 }
@@ -92,19 +95,20 @@ func newFlakeRegisterCommand(env *Env, f *flakeFlags) *cobra.Command {
 			if r.resume && r.attach {
 				return errors.New("register podman: --resume and --attach exclude each other")
 			}
-			if err := checkImages(cmd.Context(), append(append([]string{r.container}, r.layers...), nonEmpty(r.base)...)); err != nil {
+			runAs, podmanUser, err := podmanRunAs(cmd, r.runAs)
+			if err != nil {
+				return err
+			}
+			if err := checkImages(cmd.Context(), podmanUser, append(append([]string{r.container}, r.layers...), nonEmpty(r.base)...)); err != nil {
 				return err
 			}
 			opts := make([]string, 0, len(r.opts))
 			for _, o := range r.opts {
 				opts = append(opts, strings.TrimPrefix(o, `\`))
 			}
-			runAs := r.runAs
-			if runAs == "" {
-				runAs = currentUser()
-			}
 			c := &flake.Container{Name: r.container, TargetAppPath: r.targetOr(), HostAppPath: r.app, BaseContainer: r.base,
 				Layers: r.layers, Runtime: &flake.PodmanRuntime{RunAs: runAs, Resume: r.resume, Attach: r.attach, Podman: opts}}
+			c.CheckHostDependencies = r.checkHostDeps
 			if r.allowSysfiles {
 				c.Strata = &flake.ContainerExtra{AllowSystemfiles: true}
 			}
@@ -118,7 +122,9 @@ func newFlakeRegisterCommand(env *Env, f *flakeFlags) *cobra.Command {
 	pf.StringArrayVar(&r.layers, "layer", nil, "image copied over the base before the delta (repeatable, in order)")
 	pf.BoolVar(&r.attach, "attach", false, "one container per instance; later launches re-attach")
 	pf.StringArrayVar(&r.opts, "opt", nil, `podman option for the container, e.g. --opt "--net host" (repeatable)`)
-	pf.BoolVar(&r.allowSysfiles, "allow-systemfiles", false, "allow a delta image's /systemfiles script (never run otherwise)")
+	pf.BoolVar(&r.checkHostDeps, "check-host-dependencies", false, "record check_host_dependencies (flake-pilot: provision a plain container too, i.e. its /systemfiles and /removed host files)")
+	pf.BoolVar(&r.allowSysfiles, "allow-systemfiles", false, "run a delta image's /systemfiles script on the host as the podman user at each new instance (never run otherwise)")
+	podman.Flags().Lookup("run-as").Usage = "user podman runs as: NAME or #UID (rootless; root switches to it at launch), root (rootful), or \"caller\" for whoever launches (default: you)"
 
 	vmCmd := func(engine string) *cobra.Command {
 		c := &cobra.Command{
@@ -180,17 +186,54 @@ func currentUser() string {
 	return fmt.Sprint(os.Geteuid())
 }
 
-// checkImages makes sure each image is in podman's storage, so a typo is
-// reported at registration rather than at the first launch.
-func checkImages(ctx context.Context, images []string) error {
+// podmanRunAs checks --run-as and returns the runtime.runas to record and
+// the user whose podman storage must hold the images (nil: the caller's).
+// "caller" records an empty runas: whoever launches the flake runs it.
+func podmanRunAs(cmd *cobra.Command, v string) (string, *runas.User, error) {
+	switch {
+	case !cmd.Flags().Changed("run-as"):
+		return runas.CallerValue(), nil, nil
+	case v == "caller":
+		return "", nil, nil
+	case strings.TrimSpace(v) == "":
+		return "", nil, errors.New(`--run-as: empty; give NAME, #UID, root or "caller"`)
+	}
+	u, err := runas.Lookup(v)
+	if err != nil {
+		return "", nil, fmt.Errorf("--run-as %s: %w; create the user first or choose another", v, err)
+	}
+	caller := runas.Caller()
+	switch {
+	case u.UID == caller.UID:
+		return v, nil, nil
+	case !caller.Root():
+		return "", nil, fmt.Errorf("--run-as %s: you are %s; only root can register a flake that runs podman as another user (it switches to the user at launch)", v, caller.Name)
+	}
+	return v, &u, nil
+}
+
+// checkImages makes sure each image is in podman's storage (the storage
+// of user u when the flake runs as another user), so a typo is reported
+// at registration rather than at the first launch.
+func checkImages(ctx context.Context, u *runas.User, images []string) error {
 	podman, err := exec.LookPath("podman")
 	if err != nil {
 		return errors.New("podman is not installed (apt-get install podman): podman flakes need it")
 	}
+	where, as := "podman's storage", ""
+	if u != nil {
+		if err := u.EnsureRuntimeDir(); err != nil {
+			return err
+		}
+		where, as = "the podman storage of user "+u.Name, fmt.Sprintf(" as %s (e.g. runuser -u %s -- podman pull …)", u.Name, u.Name)
+	}
 	for _, img := range images {
 		c := exec.CommandContext(ctx, podman, "image", "exists", img)
+		if u != nil {
+			c.Env, c.SysProcAttr = u.Env(os.Environ()), u.SysProcAttr()
+		}
 		if err := c.Run(); err != nil {
-			return fmt.Errorf("image %s is not in podman's storage; pull or load it first (strata flake pull podman %s)", img, img)
+			return fmt.Errorf("image %s is not in %s; pull or load it first%s (strata flake pull podman %s)", img, where, as, img)
 		}
 	}
 	return nil
@@ -232,6 +275,13 @@ func registerVM(env *Env, f *flakeFlags, r *registerFlags, engine string) error 
 	name := r.vm
 	if name == "" {
 		name = filepath.Base(r.app)
+	}
+	if engine == flake.EngineFirecracker && !r.noNet {
+		// The guest's NIC is the host tap tap-APPNAME: refuse a name
+		// Linux would refuse now, not at the first launch.
+		if _, err := vm.TapName(filepath.Base(r.app)); err != nil {
+			return fmt.Errorf("register firecracker --app %s: %w; use a shorter app name, or --no-net", r.app, err)
+		}
 	}
 	kernel, rootfs, initrd := r.kernel, r.rootfs, r.initrd
 	if kernel == "" && rootfs == "" {

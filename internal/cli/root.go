@@ -78,6 +78,8 @@ func commandFor(env *Env, name string, args []string) *cobra.Command {
 		return systemdVersion(newExtCommand(env, "systemd-confext", classConfext))
 	case "systemd-sysupdate":
 		return systemdVersion(newSysupdateCommand(env, "systemd-sysupdate"))
+	case "flake-ctl":
+		return newFlakeCtlCommand(env)
 	}
 	if name != "strata" && isFlakeInvocation(name) {
 		return newFlakeLauncherCommand(env, name)

@@ -127,7 +127,7 @@ type Registration struct {
 // reservedNames are Strata's own multi-call names; a flake may not take
 // one.
 var reservedNames = map[string]bool{
-	"strata": true, "systemd-sysext": true, "systemd-confext": true, "systemd-sysupdate": true,
+	"strata": true, "systemd-sysext": true, "systemd-confext": true, "systemd-sysupdate": true, "flake-ctl": true,
 }
 
 // IsReservedName reports whether name is one of the binary's own names.

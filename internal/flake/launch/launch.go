@@ -15,9 +15,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/stratalinux/strata/internal/flake"
 	"github.com/stratalinux/strata/internal/flake/podman"
+	"github.com/stratalinux/strata/internal/flake/runas"
 	"github.com/stratalinux/strata/internal/flake/vm"
 	"golang.org/x/term"
 )
@@ -87,8 +89,19 @@ func (l Launcher) Run(ctx context.Context, name string, args []string) (int, err
 		_, progress := iv.Options["progress"]
 		progress = progress || term.IsTerminal(int(l.Stderr.Fd()))
 		e := &podman.Engine{StateDir: state, Env: env, Stdin: l.Stdin, Stdout: l.Stdout, Stderr: l.Stderr, Log: l.Log, NoExec: l.NoExec, Progress: progress}
+		if v := l.Getenv("STRATA_FLAKE_SYSTEMFILES_TIMEOUT"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return 0, fmt.Errorf("STRATA_FLAKE_SYSTEMFILES_TIMEOUT=%s: want a duration such as 30s or 5m", v)
+			}
+			e.SystemfilesTimeout = d
+		}
+		getenv, err := l.podmanUser(name, cfg.Container, e)
+		if err != nil {
+			return 0, err
+		}
 		return e.Launch(ctx, podman.Spec{Name: name, Instance: iv.Instance, Container: cfg.Container, Include: cfg.Include,
-			Args: iv.Args, TTY: tty, Options: iv.Options, Getenv: l.Getenv})
+			Args: iv.Args, TTY: tty, Options: iv.Options, Getenv: getenv})
 	case flake.EngineSysext:
 		return l.sysext(name, cfg.Sysext, iv)
 	case flake.EngineVM, flake.EngineFirecracker:
@@ -97,6 +110,49 @@ func (l Launcher) Run(ctx context.Context, name string, args []string) (int, err
 			TTY: tty, Options: iv.Options, Engine: cfg.Engine()})
 	}
 	return 0, fmt.Errorf("flake %s: the registration names no engine (container, vm or sysext)", name)
+}
+
+// RunAs is the registration's runtime.runas ("" when there is none).
+func RunAs(c *flake.Container) string {
+	if c.Runtime == nil {
+		return ""
+	}
+	return c.Runtime.RunAs
+}
+
+// podmanUser applies runtime.runas to the engine: when the launcher (root)
+// must run podman as another user, podman gets that user's credentials,
+// environment and runtime directory, the instance state moves there, and
+// %VAR in podman options sees the user's HOME, USER, LOGNAME and
+// XDG_RUNTIME_DIR. It returns the getenv for that expansion.
+func (l Launcher) podmanUser(name string, c *flake.Container, e *podman.Engine) (func(string) string, error) {
+	d, err := runas.Decide(name, RunAs(c), runas.Caller(), runas.Lookup)
+	if err != nil {
+		return nil, err
+	}
+	if d.Kind != runas.Switch {
+		return l.Getenv, nil
+	}
+	u := d.User
+	if err := u.RootlessReady(exec.LookPath); err != nil {
+		return nil, fmt.Errorf("flake %s: %w", name, err)
+	}
+	if err := u.EnsureRuntimeDir(); err != nil {
+		return nil, fmt.Errorf("flake %s: %w", name, err)
+	}
+	e.User = &u
+	// The caller's podman storage (flakes.yml's podman_storage_conf
+	// included) is root's and unusable rootless: the user's default
+	// storage under its home is used.
+	e.Env = u.Env(os.Environ())
+	e.StateDir = filepath.Join(u.RuntimeDir(), "flakes")
+	own := map[string]string{"HOME": u.Home, "USER": u.Name, "LOGNAME": u.Name, "XDG_RUNTIME_DIR": u.RuntimeDir()}
+	return func(k string) string {
+		if v, ok := own[k]; ok {
+			return v
+		}
+		return l.Getenv(k)
+	}, nil
 }
 
 // sysext runs the target on the host with the extension image merged in

@@ -14,10 +14,21 @@ import (
 // podman's image store, so a launch whose inputs cannot have changed uses
 // the cached image without asking podman anything.
 type deltaRecord struct {
-	Key        string `json:"key"`
-	Tag        string `json:"tag"`
-	ImagesJSON string `json:"images_json"`
-	Stamp      string `json:"stamp"`
+	Key         string `json:"key"`
+	Tag         string `json:"tag"`
+	ImagesJSON  string `json:"images_json"`
+	Stamp       string `json:"stamp"`
+	Systemfiles bool   `json:"systemfiles,omitempty"`
+}
+
+// deltaFormat versions what an assembled image records (its labels).
+const deltaFormat = "strata-delta-2"
+
+// Delta is an assembled delta image.
+type Delta struct {
+	Tag string
+	// Systemfiles: the assembled tree has flake-pilot's /systemfiles.
+	Systemfiles bool
 }
 
 func storeStamp(path string) string {
@@ -33,16 +44,28 @@ func storeStamp(path string) string {
 
 // DeltaImage returns a local image holding base with each of overlays
 // (the layers, then the delta image itself) copied over it in order,
-// assembled once per set of image ids and then reused.
-func (e *Engine) DeltaImage(ctx context.Context, name, base string, overlays []string) (string, error) {
+// assembled once per set of image ids and then reused. An assembled tree
+// with /systemfiles is labelled so; without allowSystemfiles the assembly
+// warns once that the script will not run.
+func (e *Engine) DeltaImage(ctx context.Context, name, base string, overlays []string, allowSystemfiles bool) (Delta, error) {
 	recPath := ""
 	var rec deltaRecord
 	if e.StateDir != "" {
 		recPath = filepath.Join(e.StateDir, "delta", name+".json")
-		if b, err := os.ReadFile(recPath); err == nil && len(b) < 1<<16 {
+		var b []byte
+		_ = e.asUser(func() error {
+			f, err := os.Open(recPath)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			b, err = io.ReadAll(io.LimitReader(f, 1<<16))
+			return err
+		})
+		if len(b) > 0 && len(b) < 1<<16 {
 			_ = json.Unmarshal(b, &rec)
 			if rec.Tag != "" && rec.Stamp != "" && storeStamp(rec.ImagesJSON) == rec.Stamp {
-				return rec.Tag, nil
+				return Delta{Tag: rec.Tag, Systemfiles: rec.Systemfiles}, nil
 			}
 		}
 	}
@@ -51,22 +74,31 @@ func (e *Engine) DeltaImage(ctx context.Context, name, base string, overlays []s
 	for _, img := range inputs {
 		id, err := e.output(ctx, nil, "image", "inspect", "--format", "{{.Id}}", img)
 		if err != nil {
-			return "", fmt.Errorf("image %s is not in podman's storage (strata flake pull %s): %w", img, img, err)
+			return Delta{}, fmt.Errorf("image %s is not in podman's storage (strata flake pull %s): %w", img, img, err)
 		}
 		ids = append(ids, id)
 	}
-	key := DeltaKey(ids)
+	// The format mark re-assembles images cached by a Strata that did not
+	// yet record /systemfiles.
+	key := DeltaKey(append(ids, deltaFormat))
 	tag := DeltaTag(name, key)
-	if _, err := e.output(ctx, nil, "image", "exists", tag); err != nil {
-		if err := e.assemble(ctx, name, key, tag, inputs); err != nil {
-			return "", err
+	d := Delta{Tag: tag}
+	label, err := e.output(ctx, nil, "image", "inspect", "--format", `{{index .Labels "`+LabelSystemfiles+`"}}`, tag)
+	if err == nil {
+		d.Systemfiles = label == "1"
+	} else {
+		if d.Systemfiles, err = e.assemble(ctx, name, key, tag, inputs); err != nil {
+			return Delta{}, err
+		}
+		if d.Systemfiles && !allowSystemfiles {
+			e.log().Warn(fmt.Sprintf("flake %s: the delta image ships /systemfiles, which was not run; to run it as the podman user on the host at each new instance, register the flake again with --allow-systemfiles", name))
 		}
 		if rec.Tag != "" && rec.Tag != tag {
 			_, _ = e.output(ctx, nil, "rmi", rec.Tag)
 		}
 	}
 	if recPath != "" {
-		rec = deltaRecord{Key: key, Tag: tag}
+		rec = deltaRecord{Key: key, Tag: tag, Systemfiles: d.Systemfiles}
 		if info, err := e.output(ctx, nil, "info", "--format", "{{.Store.GraphRoot}} {{.Store.GraphDriverName}}"); err == nil {
 			if root, driver, ok := strings.Cut(info, " "); ok {
 				rec.ImagesJSON = filepath.Join(root, driver+"-images", "images.json")
@@ -74,22 +106,24 @@ func (e *Engine) DeltaImage(ctx context.Context, name, base string, overlays []s
 			}
 		}
 		if b, err := json.Marshal(rec); err == nil {
-			if err := os.MkdirAll(filepath.Dir(recPath), 0o700); err == nil {
-				tmp := recPath + ".tmp"
-				if os.WriteFile(tmp, b, 0o600) == nil {
-					_ = os.Rename(tmp, recPath)
+			_ = e.asUser(func() error {
+				if err := os.MkdirAll(filepath.Dir(recPath), 0o700); err != nil {
+					return err
 				}
-			}
+				return writeState(recPath, b)
+			})
 		}
 	}
-	return tag, nil
+	return d, nil
 }
 
 // placeholder is the command given to containers that are only created
 // to be copied from or into, never started.
 const placeholder = "/.strata-flake-never-run"
 
-func (e *Engine) assemble(ctx context.Context, name, key, tag string, inputs []string) error {
+// assemble commits base + overlays as tag and reports whether the result
+// has /systemfiles.
+func (e *Engine) assemble(ctx context.Context, name, key, tag string, inputs []string) (bool, error) {
 	msg := "assembling delta image (once per set of image versions)"
 	if e.Progress {
 		e.log().Info(msg, "flake", name, "tag", tag)
@@ -98,26 +132,33 @@ func (e *Engine) assemble(ctx context.Context, name, key, tag string, inputs []s
 	}
 	work := ContainerName(name, "assemble-"+randomID())
 	if _, err := e.output(ctx, nil, "create", "--name", work, "--entrypoint", placeholder, inputs[0]); err != nil {
-		return err
+		return false, err
 	}
 	defer func() { _, _ = e.output(context.Background(), nil, "rm", "--force", work) }()
 	cfg, err := e.output(ctx, nil, "image", "inspect", "--format", "{{json .Config.Entrypoint}}\t{{json .Config.Cmd}}", inputs[0])
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, img := range inputs[1:] {
 		if err := e.overlay(ctx, name, work, img); err != nil {
-			return err
+			return false, err
 		}
+	}
+	hasSystemfiles, err := e.hasSystemfiles(ctx, work)
+	if err != nil {
+		return false, err
 	}
 	ep, cmd, _ := strings.Cut(cfg, "\t")
 	args := []string{"commit", "--quiet", "--change", "LABEL " + LabelDeltaKey + "=" + key,
 		"--change", "LABEL " + LabelName + "=" + name}
+	if hasSystemfiles {
+		args = append(args, "--change", "LABEL "+LabelSystemfiles+"=1")
+	}
 	args = append(args, "--change", "ENTRYPOINT "+jsonOrEmpty(ep), "--change", "CMD "+jsonOrEmpty(cmd), work, tag)
 	if _, err := e.output(ctx, nil, args...); err != nil {
-		return err
+		return false, err
 	}
-	return nil
+	return hasSystemfiles, nil
 }
 
 func jsonOrEmpty(s string) string {
@@ -140,7 +181,7 @@ func (e *Engine) overlay(ctx context.Context, name, work, img string) error {
 		return err
 	}
 	pr, pw := io.Pipe()
-	exp := execCommand(ctx, bin, e.env(), pw, "export", src)
+	exp := e.command(ctx, bin, pw, "export", src)
 	if err := exp.Start(); err != nil {
 		return err
 	}

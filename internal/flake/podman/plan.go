@@ -41,6 +41,9 @@ const (
 	LabelInstance = "io.flake.instance"
 	LabelStrata   = "io.strata.flake"
 	LabelDeltaKey = "io.strata.flake.delta"
+	// LabelSystemfiles marks an assembled delta image whose tree has
+	// flake-pilot's /systemfiles script.
+	LabelSystemfiles = "io.strata.flake.systemfiles"
 )
 
 // keepAlive is the resumed container's main process: a sleep any image's
@@ -65,6 +68,9 @@ type Spec struct {
 	// path exists (for %ignore_missing_volume_path).
 	Getenv func(string) string
 	Exists func(string) bool
+	// Systemfiles: the image ships flake-pilot's /systemfiles script
+	// (known for assembled delta images).
+	Systemfiles bool
 }
 
 // ModeOf reads the registration's runtime.

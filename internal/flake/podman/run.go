@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/stratalinux/strata/internal/flake"
+	"github.com/stratalinux/strata/internal/flake/runas"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,6 +42,32 @@ type Engine struct {
 	// NoExec runs podman's final step as a child instead of replacing the
 	// process (tests, and %remove).
 	NoExec bool
+	// User is the account podman runs as when the launcher (root)
+	// switches to runtime.runas; nil runs podman as this process. Env
+	// must then already be that user's (runas.User.Env).
+	User *runas.User
+	// SystemfilesTimeout bounds a delta image's /systemfiles script
+	// (DefaultSystemfilesTimeout when zero).
+	SystemfilesTimeout time.Duration
+}
+
+// attr makes podman's child processes run as e.User.
+func (e *Engine) attr() *syscall.SysProcAttr {
+	if e.User == nil {
+		return nil
+	}
+	return e.User.SysProcAttr()
+}
+
+// asUser runs fn with e.User's file-system rights (on a thread of its
+// own): the state directory is the user's, so the launcher (root) must
+// not follow links the user planted there, and what it creates there is
+// the user's, for the user's own later launches.
+func (e *Engine) asUser(fn func() error) error {
+	if e.User == nil {
+		return fn()
+	}
+	return e.User.Do(fn)
 }
 
 func (e *Engine) podman() (string, error) {
@@ -77,6 +104,7 @@ func (e *Engine) output(ctx context.Context, stdin io.Reader, args ...string) (s
 	}
 	c := exec.CommandContext(ctx, bin, args...)
 	c.Env = e.env()
+	c.SysProcAttr = e.attr()
 	c.Stdin = stdin
 	var out, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &out, &stderr
@@ -101,14 +129,15 @@ func (e *Engine) Launch(ctx context.Context, s Spec) (int, error) {
 		return 0, err
 	}
 	mode := ModeOf(s.Container)
+	allowSystemfiles := s.Container.Strata != nil && s.Container.Strata.AllowSystemfiles
 	if s.Image == "" {
 		s.Image = s.Container.Name
 		if s.Container.BaseContainer != "" {
-			tag, err := e.DeltaImage(ctx, s.Name, s.Container.BaseContainer, append(append([]string(nil), s.Container.Layers...), s.Container.Name))
+			d, err := e.DeltaImage(ctx, s.Name, s.Container.BaseContainer, append(append([]string(nil), s.Container.Layers...), s.Container.Name), allowSystemfiles)
 			if err != nil {
 				return 0, fmt.Errorf("flake %s: %w", s.Name, err)
 			}
-			s.Image = tag
+			s.Image, s.Systemfiles = d.Tag, d.Systemfiles
 		}
 	}
 	if s.Exists == nil {
@@ -116,35 +145,44 @@ func (e *Engine) Launch(ctx context.Context, s Spec) (int, error) {
 	}
 	id := InstanceID(s.Instance, mode, randomID())
 	cname := ContainerName(s.Name, id)
-	hasIncludes := len(s.Include.Tar)+len(s.Include.Path) > 0
+	runSystemfiles := s.Systemfiles && allowSystemfiles
+	provision := len(s.Include.Tar)+len(s.Include.Path) > 0 || runSystemfiles
 	_, remove := s.Options["remove"]
 
 	if mode == OneShot {
-		if !hasIncludes {
+		if !provision {
 			return e.final(bin, CreateArgs("run", s, mode, cname), false, "")
 		}
 		if _, err := e.output(ctx, nil, CreateArgs("create", s, mode, cname)...); err != nil {
 			return 0, fmt.Errorf("flake %s: %w", s.Name, err)
 		}
-		if err := e.CopyIncludes(ctx, cname, s.Include); err != nil {
+		if err := e.provision(ctx, s, cname, runSystemfiles); err != nil {
 			_, _ = e.output(context.Background(), nil, "rm", "--force", cname)
-			return 0, fmt.Errorf("flake %s: %w", s.Name, err)
+			return 0, err
 		}
 		return e.final(bin, e.startArgs(s, cname), false, "")
 	}
 
 	// Resume and attach: one container per instance, set up under a lock
 	// so concurrent first launches do not race.
-	if err := os.MkdirAll(e.StateDir, 0o700); err != nil {
-		return 0, fmt.Errorf("flake state directory: %w", err)
-	}
 	base := filepath.Join(e.StateDir, stateName(s.Name, s.Instance))
-	lock, err := flake.LockInstance(ctx, base+".lock")
+	var lock *os.File
+	var st State
+	err = e.asUser(func() error {
+		if err := os.MkdirAll(e.StateDir, 0o700); err != nil {
+			return fmt.Errorf("flake state directory: %w", err)
+		}
+		var err error
+		if lock, err = flake.LockInstance(ctx, base+".lock"); err != nil {
+			return err
+		}
+		st, _ = readState(base + ".json")
+		return nil
+	})
 	if err != nil {
 		return 0, err
 	}
 	defer lock.Close()
-	st, _ := readState(base + ".json")
 	running := st.alive(cname)
 	exists := running
 	if !running {
@@ -162,9 +200,9 @@ func (e *Engine) Launch(ctx context.Context, s Spec) (int, error) {
 		if _, err := e.output(ctx, nil, CreateArgs("create", s, mode, cname)...); err != nil {
 			return 0, fmt.Errorf("flake %s: %w", s.Name, err)
 		}
-		if err := e.CopyIncludes(ctx, cname, s.Include); err != nil {
+		if err := e.provision(ctx, s, cname, runSystemfiles); err != nil {
 			_, _ = e.output(context.Background(), nil, "rm", "--force", cname)
-			return 0, fmt.Errorf("flake %s: %w", s.Name, err)
+			return 0, err
 		}
 	}
 	var final []string
@@ -198,6 +236,25 @@ func (e *Engine) Launch(ctx context.Context, s Spec) (int, error) {
 	return e.final(bin, final, remove, rmAfter)
 }
 
+// provision fills a created container before its first start, in
+// flake-pilot's order: the host files a delta image's /systemfiles script
+// names (with the opt-in), then the includes.
+func (e *Engine) provision(ctx context.Context, s Spec, cname string, systemfiles bool) error {
+	if systemfiles {
+		if err := e.Systemfiles(ctx, s, cname); err != nil {
+			_, ignore := s.Options["ignore_sync_error"]
+			if !ignore {
+				return fmt.Errorf("flake %s: %w", s.Name, err)
+			}
+			e.log().Warn(fmt.Sprintf("flake %s: %v (ignored: %%ignore_sync_error)", s.Name, err))
+		}
+	}
+	if err := e.CopyIncludes(ctx, cname, s.Include); err != nil {
+		return fmt.Errorf("flake %s: %w", s.Name, err)
+	}
+	return nil
+}
+
 func (e *Engine) startArgs(s Spec, cname string) []string {
 	return []string{"start", "--attach", "--interactive", cname}
 }
@@ -208,10 +265,17 @@ func (e *Engine) final(bin string, args []string, child bool, rmAfter string) (i
 	argv := append([]string{"podman"}, args...)
 	e.log().Debug(strings.Join(argv, " "))
 	if !child && !e.NoExec {
+		if e.User != nil {
+			// podman keeps the launcher's process id, so the process
+			// itself becomes the user.
+			if err := e.User.Become(); err != nil {
+				return 0, err
+			}
+		}
 		err := unix.Exec(bin, argv, e.env())
 		return 0, fmt.Errorf("exec %s: %w", bin, err)
 	}
-	code, err := RunChild(bin, argv, e.env(), e.Stdin, e.Stdout, e.Stderr, nil)
+	code, err := RunChild(bin, argv, e.env(), e.Stdin, e.Stdout, e.Stderr, e.attr())
 	if rmAfter != "" {
 		_, _ = e.output(context.Background(), nil, "rm", "--force", rmAfter)
 	}
@@ -323,11 +387,27 @@ func (e *Engine) saveState(ctx context.Context, path, cname string, s Spec) erro
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	return e.asUser(func() error { return writeState(path, b) })
+}
+
+// writeState replaces path with data: a fresh temp file (never an
+// existing one, which could be a planted link), then rename.
+func writeState(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // CopyIncludes copies host tar archives and paths into a created
@@ -521,9 +601,10 @@ func addTar(tw *tar.Writer, path string, fi fs.FileInfo) error {
 	return nil
 }
 
-func execCommand(ctx context.Context, bin string, env []string, stdout io.Writer, args ...string) *exec.Cmd {
+func (e *Engine) command(ctx context.Context, bin string, stdout io.Writer, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, bin, args...)
-	c.Env = env
+	c.Env = e.env()
+	c.SysProcAttr = e.attr()
 	c.Stdout = stdout
 	return c
 }

@@ -547,22 +547,27 @@ func (e *Engine) session(conn net.Conn, plan QemuPlan, req Request) (int, error)
 	if err != nil {
 		return 0, err
 	}
-	if err := WriteFrame(conn, FrameRun, body); err != nil {
-		return 0, fmt.Errorf("send the command to the VM: %w", err)
-	}
 	w := &syncWriter{w: conn}
+	var winch chan os.Signal
 	if req.TTY {
 		// The guest's terminal does the line editing and echo: the
 		// host's passes every key through (^C included, as a byte) until
-		// the session ends, whichever way it ends.
+		// the session ends, whichever way it ends. Raw before the request
+		// goes out, so no early keystroke is cooked; resizes are watched
+		// from then on but sent only after the request.
 		if restore, err := makeRaw(e.Stdin); err != nil {
 			e.log().Debug("the terminal stays in cooked mode", "err", err)
 		} else {
 			defer restore()
 		}
-		winch := make(chan os.Signal, 1)
+		winch = make(chan os.Signal, 1)
 		signal.Notify(winch, syscall.SIGWINCH)
 		defer func() { signal.Stop(winch); close(winch) }()
+	}
+	if err := WriteFrame(w, FrameRun, body); err != nil {
+		return 0, fmt.Errorf("send the command to the VM: %w", err)
+	}
+	if winch != nil {
 		go func() {
 			for range winch {
 				rows, cols := e.termSize()
