@@ -179,33 +179,8 @@ func flakeCtlPodman(env *Env, user *bool, run flakeRun, reg func() flake.Registr
 	rf.BoolVar(&info, "info", false, "print the image's flake template (not supported)")
 	rf.BoolVar(&force, "force", false, "replace an existing registration")
 
-	var rmContainer, rmApp string
-	var rmForce bool
-	remove := &cobra.Command{Use: "remove (--container NAME | --app PATH)", Short: "Remove applications", Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			switch {
-			case rmApp != "":
-				args := []string{"remove", filepath.Base(rmApp), "--app", rmApp}
-				if rmForce {
-					args = append(args, "--force")
-				}
-				return run(c, args...)
-			case rmContainer != "":
-				return removeBy(reg(), flake.EnginePodman, rmContainer, rmForce)
-			}
-			return errors.New("podman remove: give --container NAME or --app PATH")
-		}}
-	remove.Flags().StringVar(&rmContainer, "container", "", "remove every flake of this container")
-	remove.Flags().StringVar(&rmApp, "app", "", "remove the flake at this path")
-	remove.Flags().BoolVar(&rmForce, "force", false, "also remove broken registrations")
-
-	var showFormat string
-	show := &cobra.Command{Use: "show [--format table|json|csv]", Short: "List podman flakes", Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			return flakeEngineList(env, reg(), flake.EnginePodman, showFormat)
-		}}
-	show.Flags().StringVar(&showFormat, "format", "table", "table, json or csv")
-
+	remove := flakeCtlRemove(run, reg, flake.EnginePodman, "container")
+	show := flakeCtlShow(env, reg, flake.EnginePodman)
 	cmd.AddCommand(pull, load, register, remove, show)
 	return cmd
 }
@@ -282,32 +257,43 @@ func flakeCtlFirecracker(env *Env, user *bool, run flakeRun, reg func() flake.Re
 	rf.BoolVar(&noNet, "no-net", false, "no network in the VM")
 	rf.BoolVar(&force, "force", false, "replace an existing registration")
 
-	var rmVM, rmApp string
-	var rmForce bool
-	remove := &cobra.Command{Use: "remove (--vm NAME | --app PATH)", Short: "Remove VM applications", Args: cobra.NoArgs,
+	remove := flakeCtlRemove(run, reg, flake.EngineFirecracker, "vm")
+	show := flakeCtlShow(env, reg, flake.EngineFirecracker)
+	cmd.AddCommand(pull, register, remove, show)
+	return cmd
+}
+
+// flakeCtlRemove is "ENGINE remove (--IMAGEFLAG NAME | --app PATH)":
+// every flake of an image, or the one at a path.
+func flakeCtlRemove(run flakeRun, reg func() flake.Registry, engine, imageFlag string) *cobra.Command {
+	var image, app string
+	var force bool
+	cmd := &cobra.Command{Use: "remove (--" + imageFlag + " NAME | --app PATH)", Short: "Remove " + engine + " applications", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			switch {
-			case rmApp != "":
-				args := []string{"remove", filepath.Base(rmApp), "--app", rmApp}
-				if rmForce {
+			case app != "":
+				args := []string{"remove", filepath.Base(app), "--app", app}
+				if force {
 					args = append(args, "--force")
 				}
 				return run(c, args...)
-			case rmVM != "":
-				return removeBy(reg(), flake.EngineFirecracker, rmVM, rmForce)
+			case image != "":
+				return removeBy(reg(), engine, image, force)
 			}
-			return errors.New("firecracker remove: give --vm NAME or --app PATH")
+			return fmt.Errorf("%s remove: give --%s NAME or --app PATH", engine, imageFlag)
 		}}
-	remove.Flags().StringVar(&rmVM, "vm", "", "remove every flake of this VM image")
-	remove.Flags().StringVar(&rmApp, "app", "", "remove the flake at this path")
-	remove.Flags().BoolVar(&rmForce, "force", false, "also remove broken registrations")
-	var showFormat string
-	show := &cobra.Command{Use: "show [--format table|json|csv]", Short: "List Firecracker flakes", Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			return flakeEngineList(env, reg(), flake.EngineFirecracker, showFormat)
-		}}
-	show.Flags().StringVar(&showFormat, "format", "table", "table, json or csv")
-	cmd.AddCommand(pull, register, remove, show)
+	cmd.Flags().StringVar(&image, imageFlag, "", "remove every flake of this "+imageFlag)
+	cmd.Flags().StringVar(&app, "app", "", "remove the flake at this path")
+	cmd.Flags().BoolVar(&force, "force", false, "also remove broken registrations")
+	return cmd
+}
+
+// flakeCtlShow is "ENGINE show [--format table|json|csv]".
+func flakeCtlShow(env *Env, reg func() flake.Registry, engine string) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{Use: "show [--format table|json|csv]", Short: "List " + engine + " flakes", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return flakeEngineList(env, reg(), engine, format) }}
+	cmd.Flags().StringVar(&format, "format", "table", "table, json or csv")
 	return cmd
 }
 
