@@ -6,64 +6,57 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/stratalinux/strata/internal/fleet/store"
+	"github.com/stratalinux/strata/internal/metrics"
 )
 
 // metrics are the server's Prometheus series, on a registry of its own.
-type metrics struct {
-	checks        *prometheus.CounterVec
-	grants        prometheus.Counter
-	refusals      *prometheus.CounterVec
-	eventErrors   *prometheus.CounterVec
-	requestErrors *prometheus.CounterVec
-	latency       *prometheus.HistogramVec
+type serverMetrics struct {
+	reg           *metrics.Registry
+	checks        *metrics.CounterVec
+	grants        *metrics.Counter
+	refusals      *metrics.CounterVec
+	eventErrors   *metrics.CounterVec
+	requestErrors *metrics.CounterVec
+	latency       *metrics.HistogramVec
 }
 
-func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
-	m := &metrics{
-		checks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_fleet_update_checks_total",
-			Help: "Update checks by answer: granted (ok), noupdate, throttled (noupdate by policy)."}, []string{"result"}),
-		grants: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_fleet_grants_total",
-			Help: "New update grants (repeated answers to a granted node not counted)."}),
-		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_fleet_noupdate_reasons_total",
-			Help: "Why checks were not granted (policy refusals and unplaceable requests)."}, []string{"reason"}),
-		eventErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_fleet_update_errors_total",
-			Help: "Failure events (3/0) reported by nodes, by update_engine error code without flags."}, []string{"code"}),
-		requestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_fleet_request_errors_total",
-			Help: "Requests answered with an HTTP error, by cause."}, []string{"cause"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "strata_fleet_request_duration_seconds",
-			Help:    "Request latency by endpoint.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"endpoint"}),
+func newMetrics(s *Server) *serverMetrics {
+	reg := metrics.NewRegistry()
+	m := &serverMetrics{
+		reg: reg,
+		checks: reg.NewCounterVec("strata_fleet_update_checks_total",
+			"Update checks by answer: granted (ok), noupdate, throttled (noupdate by policy).", "result"),
+		grants: reg.NewCounter("strata_fleet_grants_total",
+			"New update grants (repeated answers to a granted node not counted)."),
+		refusals: reg.NewCounterVec("strata_fleet_noupdate_reasons_total",
+			"Why checks were not granted (policy refusals and unplaceable requests).", "reason"),
+		eventErrors: reg.NewCounterVec("strata_fleet_update_errors_total",
+			"Failure events (3/0) reported by nodes, by update_engine error code without flags.", "code"),
+		requestErrors: reg.NewCounterVec("strata_fleet_request_errors_total",
+			"Requests answered with an HTTP error, by cause.", "cause"),
+		latency: reg.NewHistogramVec("strata_fleet_request_duration_seconds", "Request latency by endpoint.",
+			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}, "endpoint"),
 	}
-	reg.MustRegister(m.checks, m.grants, m.refusals, m.eventErrors, m.requestErrors, m.latency,
-		&censusCollector{s: s, desc: prometheus.NewDesc("strata_fleet_instances",
-			"Instances seen within the alive window, by application, version and status.", []string{"app", "version", "status"}, nil)},
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	census := &census{s: s}
+	reg.NewGaugeFunc("strata_fleet_instances", "Instances seen within the alive window, by application, version and status.", census.collect)
+	reg.RegisterRuntime()
 	return m
 }
 
-func (m *metrics) handler(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-}
+func (m *serverMetrics) handler() http.Handler { return m.reg.Handler() }
 
-// censusCollector reports instances per version and status; the census
-// is one grouped query, cached for 15 s so scrapes stay cheap.
-type censusCollector struct {
-	s    *Server
-	desc *prometheus.Desc
+// census reports instances per version and status; the census is one
+// grouped query, cached for 15 s so scrapes stay cheap.
+type census struct {
+	s *Server
 
 	mu     sync.Mutex
 	at     time.Time
 	counts []store.InstanceCount
 }
 
-func (c *censusCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *censusCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *census) collect() []metrics.Sample {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if time.Since(c.at) > 15*time.Second {
@@ -77,6 +70,7 @@ func (c *censusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	conf, _ := c.s.config(context.Background())
+	out := make([]metrics.Sample, 0, len(c.counts))
 	for _, n := range c.counts {
 		app := n.AppID
 		if conf != nil {
@@ -84,6 +78,7 @@ func (c *censusCollector) Collect(ch chan<- prometheus.Metric) {
 				app = a.Name
 			}
 		}
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n.Count), app, n.Version, n.Status.String())
+		out = append(out, metrics.Sample{Labels: metrics.Labels{"app": app, "version": n.Version, "status": n.Status.String()}, Value: float64(n.Count)})
 	}
+	return out
 }

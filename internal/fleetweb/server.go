@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/stratalinux/strata/internal/fleet"
 	"github.com/stratalinux/strata/internal/fleet/store"
 )
@@ -58,8 +56,7 @@ type Server struct {
 	ownsSt  bool
 	log     *slog.Logger
 	mux     *http.ServeMux
-	metrics *metrics
-	reg     *prometheus.Registry
+	metrics *serverMetrics
 
 	mu       sync.Mutex
 	conf     *fleet.Config
@@ -147,8 +144,7 @@ func New(cfg Config) (*Server, error) {
 		s.closeStore()
 		return nil, err
 	}
-	s.reg = prometheus.NewRegistry()
-	s.metrics = newMetrics(s.reg, s)
+	s.metrics = newMetrics(s)
 	s.routes()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -264,7 +260,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/update", s.handleOmaha)
 	m.HandleFunc("POST /v1/update/{$}", s.handleOmaha)
 	m.HandleFunc("POST /v1/update/{secret}", s.handleOmaha)
-	m.Handle("GET /metrics", s.metrics.handler(s.reg))
+	m.Handle("GET /metrics", s.metrics.handler())
 	s.apiRoutes(m)
 	s.uiRoutes(m)
 	s.mux = m
