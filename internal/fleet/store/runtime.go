@@ -297,20 +297,12 @@ func (s *sqlStore) Expire(ctx context.Context, now time.Time, rt Retention) (Exp
 }
 
 func (s *sqlStore) breakdown(ctx context.Context, col, groupID string, alive time.Time) ([]Count, error) {
-	rows, err := s.read.QueryContext(ctx, s.q(`SELECT `+col+`, count(*) FROM instances WHERE group_id = ? AND last_check >= ? GROUP BY `+col), groupID, ms(alive))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Count
-	for rows.Next() {
-		var c Count
-		if err := rows.Scan(&c.Key, &c.Count); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.read, s.q(`SELECT `+col+`, count(*) FROM instances WHERE group_id = ? AND last_check >= ? GROUP BY `+col), []any{groupID, ms(alive)},
+		func(rows *sql.Rows) (Count, error) {
+			var c Count
+			err := rows.Scan(&c.Key, &c.Count)
+			return c, err
+		})
 }
 
 func (s *sqlStore) VersionBreakdown(ctx context.Context, groupID string, alive time.Time) ([]Count, error) {
@@ -359,44 +351,24 @@ func (s *sqlStore) ListInstances(ctx context.Context, f InstanceFilter) ([]fleet
 	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 50
 	}
-	rows, err := s.read.QueryContext(ctx, s.q(`SELECT `+instanceCols+` FROM instances`+cond+` ORDER BY last_check DESC, machine_id LIMIT ? OFFSET ?`),
-		append(args, f.Limit, f.Offset)...)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rows.Close()
-	var out []fleet.Instance
-	for rows.Next() {
-		in, err := scanInstance(rows)
-		if err != nil {
-			return nil, 0, err
-		}
-		out = append(out, in)
-	}
-	return out, total, rows.Err()
+	out, err := queryAll(ctx, s.read, s.q(`SELECT `+instanceCols+` FROM instances`+cond+` ORDER BY last_check DESC, machine_id LIMIT ? OFFSET ?`),
+		append(args, f.Limit, f.Offset), func(rows *sql.Rows) (fleet.Instance, error) { return scanInstance(rows) })
+	return out, total, err
 }
 
 func (s *sqlStore) InstanceEvents(ctx context.Context, appID, machineID string, limit int) ([]fleet.EventRecord, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 200
 	}
-	rows, err := s.read.QueryContext(ctx, s.q(`SELECT app_id, machine_id, type, result, error_code, previous_version, version, created FROM events
-		WHERE app_id = ? AND machine_id = ? ORDER BY created DESC, id DESC LIMIT ?`), appID, machineID, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []fleet.EventRecord
-	for rows.Next() {
-		var e fleet.EventRecord
-		var created int64
-		if err := rows.Scan(&e.AppID, &e.MachineID, &e.Type, &e.Result, &e.ErrorCode, &e.PreviousVersion, &e.Version, &created); err != nil {
-			return nil, err
-		}
-		e.Created = fromMS(created)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.read, s.q(`SELECT app_id, machine_id, type, result, error_code, previous_version, version, created FROM events
+		WHERE app_id = ? AND machine_id = ? ORDER BY created DESC, id DESC LIMIT ?`), []any{appID, machineID, limit},
+		func(rows *sql.Rows) (fleet.EventRecord, error) {
+			var e fleet.EventRecord
+			var created int64
+			err := rows.Scan(&e.AppID, &e.MachineID, &e.Type, &e.Result, &e.ErrorCode, &e.PreviousVersion, &e.Version, &created)
+			e.Created = fromMS(created)
+			return e, err
+		})
 }
 
 func (s *sqlStore) ListActivity(ctx context.Context, f ActivityFilter) ([]fleet.Activity, error) {
@@ -418,43 +390,26 @@ func (s *sqlStore) ListActivity(ctx context.Context, f ActivityFilter) ([]fleet.
 	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 100
 	}
-	rows, err := s.read.QueryContext(ctx, s.q(`SELECT id, app_id, group_id, machine_id, version, severity, message, created FROM activity`+cond+` ORDER BY id DESC LIMIT ?`),
-		append(args, f.Limit)...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []fleet.Activity
-	for rows.Next() {
-		var a fleet.Activity
-		var sev string
-		var created int64
-		if err := rows.Scan(&a.ID, &a.AppID, &a.GroupID, &a.MachineID, &a.Version, &sev, &a.Message, &created); err != nil {
-			return nil, err
-		}
-		a.Severity, a.Created = fleet.Severity(sev), fromMS(created)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.read, s.q(`SELECT id, app_id, group_id, machine_id, version, severity, message, created FROM activity`+cond+` ORDER BY id DESC LIMIT ?`),
+		append(args, f.Limit), func(rows *sql.Rows) (fleet.Activity, error) {
+			var a fleet.Activity
+			var sev string
+			var created int64
+			err := rows.Scan(&a.ID, &a.AppID, &a.GroupID, &a.MachineID, &a.Version, &sev, &a.Message, &created)
+			a.Severity, a.Created = fleet.Severity(sev), fromMS(created)
+			return a, err
+		})
 }
 
 func (s *sqlStore) InstanceCounts(ctx context.Context, alive time.Time) ([]InstanceCount, error) {
-	rows, err := s.read.QueryContext(ctx, s.q(`SELECT app_id, version, status, count(*) FROM instances WHERE last_check >= ? GROUP BY app_id, version, status`), ms(alive))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []InstanceCount
-	for rows.Next() {
-		var c InstanceCount
-		var st int
-		if err := rows.Scan(&c.AppID, &c.Version, &st, &c.Count); err != nil {
-			return nil, err
-		}
-		c.Status = fleet.Status(st)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.read, s.q(`SELECT app_id, version, status, count(*) FROM instances WHERE last_check >= ? GROUP BY app_id, version, status`), []any{ms(alive)},
+		func(rows *sql.Rows) (InstanceCount, error) {
+			var c InstanceCount
+			var st int
+			err := rows.Scan(&c.AppID, &c.Version, &st, &c.Count)
+			c.Status = fleet.Status(st)
+			return c, err
+		})
 }
 
 func (s *sqlStore) ImportInstances(ctx context.Context, list []fleet.Instance) error {

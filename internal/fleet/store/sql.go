@@ -265,23 +265,15 @@ func (s *sqlStore) CreateApp(ctx context.Context, a *fleet.App) error {
 }
 
 func (s *sqlStore) ListApps(ctx context.Context) ([]*fleet.App, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT id, name, COALESCE(product_id, ''), kind, description, created FROM apps ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*fleet.App
-	for rows.Next() {
-		a := &fleet.App{}
-		var kind string
-		var created int64
-		if err := rows.Scan(&a.ID, &a.Name, &a.ProductID, &kind, &a.Description, &created); err != nil {
-			return nil, err
-		}
-		a.Kind, a.Created = fleet.Kind(kind), fromMS(created)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.read, `SELECT id, name, COALESCE(product_id, ''), kind, description, created FROM apps ORDER BY name`, nil,
+		func(rows *sql.Rows) (*fleet.App, error) {
+			a := &fleet.App{}
+			var kind string
+			var created int64
+			err := rows.Scan(&a.ID, &a.Name, &a.ProductID, &kind, &a.Description, &created)
+			a.Kind, a.Created = fleet.Kind(kind), fromMS(created)
+			return a, err
+		})
 }
 
 func (s *sqlStore) CreatePackage(ctx context.Context, p *fleet.Package) error {
@@ -300,29 +292,15 @@ func (s *sqlStore) CreatePackage(ctx context.Context, p *fleet.Package) error {
 }
 
 func (s *sqlStore) ListPackages(ctx context.Context, appID string) ([]*fleet.Package, error) {
-	query := `SELECT id, app_id, version, arch, url, filename, size, sha1, sha256, extras, blacklist, created FROM packages`
-	var args []any
-	if appID != "" {
-		query += ` WHERE app_id = ?`
-		args = append(args, appID)
-	}
-	rows, err := s.read.QueryContext(ctx, s.q(query+` ORDER BY created`), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*fleet.Package
-	for rows.Next() {
+	query, args := byApp(`SELECT id, app_id, version, arch, url, filename, size, sha1, sha256, extras, blacklist, created FROM packages`, appID)
+	return queryAll(ctx, s.read, s.q(query+` ORDER BY created`), args, func(rows *sql.Rows) (*fleet.Package, error) {
 		p := &fleet.Package{}
 		var extras, bl string
 		var created int64
-		if err := rows.Scan(&p.ID, &p.AppID, &p.Version, &p.Arch, &p.URL, &p.Filename, &p.Size, &p.SHA1, &p.SHA256, &extras, &bl, &created); err != nil {
-			return nil, err
-		}
+		err := rows.Scan(&p.ID, &p.AppID, &p.Version, &p.Arch, &p.URL, &p.Filename, &p.Size, &p.SHA1, &p.SHA256, &extras, &bl, &created)
 		p.Extras, p.Blacklist, p.Created = split(extras), split(bl), fromMS(created)
-		out = append(out, p)
-	}
-	return out, rows.Err()
+		return p, err
+	})
 }
 
 func (s *sqlStore) CreateChannel(ctx context.Context, c *fleet.Channel) error {
@@ -354,29 +332,15 @@ func (s *sqlStore) UpdateChannel(ctx context.Context, c *fleet.Channel) error {
 }
 
 func (s *sqlStore) ListChannels(ctx context.Context, appID string) ([]*fleet.Channel, error) {
-	query := `SELECT id, app_id, name, arch, COALESCE(package_id, ''), floors, created FROM channels`
-	var args []any
-	if appID != "" {
-		query += ` WHERE app_id = ?`
-		args = append(args, appID)
-	}
-	rows, err := s.read.QueryContext(ctx, s.q(query+` ORDER BY name`), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*fleet.Channel
-	for rows.Next() {
+	query, args := byApp(`SELECT id, app_id, name, arch, COALESCE(package_id, ''), floors, created FROM channels`, appID)
+	return queryAll(ctx, s.read, s.q(query+` ORDER BY name`), args, func(rows *sql.Rows) (*fleet.Channel, error) {
 		c := &fleet.Channel{}
 		var floors string
 		var created int64
-		if err := rows.Scan(&c.ID, &c.AppID, &c.Name, &c.Arch, &c.PackageID, &floors, &created); err != nil {
-			return nil, err
-		}
+		err := rows.Scan(&c.ID, &c.AppID, &c.Name, &c.Arch, &c.PackageID, &floors, &created)
 		c.Floors, c.Created = split(floors), fromMS(created)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+		return c, err
+	})
 }
 
 func (s *sqlStore) CreateGroup(ctx context.Context, g *fleet.Group) error {
@@ -420,19 +384,8 @@ func (s *sqlStore) UpdateGroup(ctx context.Context, g *fleet.Group) error {
 }
 
 func (s *sqlStore) ListGroups(ctx context.Context, appID string) ([]*fleet.Group, error) {
-	query := `SELECT id, app_id, name, track, arch, COALESCE(channel_id, ''), policy, created FROM rollout_groups`
-	var args []any
-	if appID != "" {
-		query += ` WHERE app_id = ?`
-		args = append(args, appID)
-	}
-	rows, err := s.read.QueryContext(ctx, s.q(query+` ORDER BY name`), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*fleet.Group
-	for rows.Next() {
+	query, args := byApp(`SELECT id, app_id, name, track, arch, COALESCE(channel_id, ''), policy, created FROM rollout_groups`, appID)
+	return queryAll(ctx, s.read, s.q(query+` ORDER BY name`), args, func(rows *sql.Rows) (*fleet.Group, error) {
 		g := &fleet.Group{}
 		var pol string
 		var created int64
@@ -443,7 +396,33 @@ func (s *sqlStore) ListGroups(ctx context.Context, appID string) ([]*fleet.Group
 			return nil, fmt.Errorf("group %s: stored policy: %w", g.Name, err)
 		}
 		g.Created = fromMS(created)
-		out = append(out, g)
+		return g, nil
+	})
+}
+
+// byApp adds the optional application filter to a listing query.
+func byApp(query, appID string) (string, []any) {
+	if appID == "" {
+		return query, nil
+	}
+	return query + ` WHERE app_id = ?`, []any{appID}
+}
+
+// queryAll runs query (already in the dialect's placeholders) and scans
+// every row with scan.
+func queryAll[T any](ctx context.Context, db *sql.DB, query string, args []any, scan func(*sql.Rows) (T, error)) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
