@@ -440,15 +440,8 @@ func (e *erofs) eachEntry(d *erNode, fn func(name string, nid uint64) (bool, err
 
 func (e *erofs) readDir(dn node) ([]dirent, error) {
 	d := dn.(*erNode)
-	var out []dirent
-	err := e.eachEntry(d, func(name string, nid uint64) (bool, error) {
-		n, err := e.inode(nid)
-		if err != nil {
-			return false, fmt.Errorf("entry %q: %w", name, err)
-		}
-		out = append(out, dirent{name: name, n: n})
-		return false, nil
-	})
+	out, err := collectDir(func(fn func(string, uint64) (bool, error)) error { return e.eachEntry(d, fn) },
+		func(nid uint64) (node, error) { return e.inode(nid) })
 	if err != nil {
 		return nil, fmt.Errorf("read erofs directory (inode %d): %w", d.nid, err)
 	}

@@ -575,15 +575,8 @@ func (e *ext4) eachEntry(d *e4Node, fn func(name string, ino uint32) (bool, erro
 
 func (e *ext4) readDir(dn node) ([]dirent, error) {
 	d := dn.(*e4Node)
-	var out []dirent
-	err := e.eachEntry(d, func(name string, ino uint32) (bool, error) {
-		n, err := e.inode(ino)
-		if err != nil {
-			return false, fmt.Errorf("entry %q: %w", name, err)
-		}
-		out = append(out, dirent{name: name, n: n})
-		return false, nil
-	})
+	out, err := collectDir(func(fn func(string, uint32) (bool, error)) error { return e.eachEntry(d, fn) },
+		func(ino uint32) (node, error) { return e.inode(ino) })
 	if err != nil {
 		return nil, fmt.Errorf("read ext4 directory (inode %d): %w", d.ino, err)
 	}

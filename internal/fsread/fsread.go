@@ -240,6 +240,21 @@ type dirent struct {
 	n    node
 }
 
+// collectDir reads every entry of a directory through each (a format's
+// entry walker) and resolves it with inode.
+func collectDir[ID any](each func(func(string, ID) (bool, error)) error, inode func(ID) (node, error)) ([]dirent, error) {
+	var out []dirent
+	err := each(func(name string, id ID) (bool, error) {
+		n, err := inode(id)
+		if err != nil {
+			return false, fmt.Errorf("entry %q: %w", name, err)
+		}
+		out = append(out, dirent{name: name, n: n})
+		return false, nil
+	})
+	return out, err
+}
+
 // xattr is one extended attribute with its full name ("user.foo").
 type xattr struct {
 	name  string
