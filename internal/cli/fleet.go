@@ -75,6 +75,30 @@ the database directly.`,
 }
 
 // fleetPrint prints v as JSON or as a table.
+// fleetListCommand is a "list" subcommand: GET path() from the server,
+// print a table (row per item) or the JSON.
+func fleetListCommand[T any](env *Env, o *fleetOpts, path func() string, header []string, row func(T) []string) *cobra.Command {
+	return &cobra.Command{
+		Use:  "list",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var items []T
+			if err := c.Do(cmdContext(cmd), "GET", path(), nil, &items); err != nil {
+				return err
+			}
+			t := newTable(header...)
+			for _, it := range items {
+				t.row(row(it)...)
+			}
+			return fleetPrint(env, o, items, t)
+		},
+	}
+}
+
 func fleetPrint(env *Env, o *fleetOpts, v any, t *table) error {
 	if o.jsonOut || t == nil {
 		enc := json.NewEncoder(env.Stdout)
@@ -154,25 +178,8 @@ func newFleetAppCommand(env *Env, o *fleetOpts) *cobra.Command {
 	create.Flags().StringVar(&product, "product-id", "", "alias nodes may send instead of the id")
 	create.Flags().StringVar(&kind, "kind", "os", "os or extension")
 	create.Flags().StringVar(&desc, "description", "", "free text")
-	list := &cobra.Command{
-		Use:  "list",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			var apps []fleet.App
-			if err := c.Do(cmdContext(cmd), "GET", "/api/apps", nil, &apps); err != nil {
-				return err
-			}
-			t := newTable("ID", "NAME", "KIND", "PRODUCT-ID")
-			for _, a := range apps {
-				t.row(a.ID, a.Name, string(a.Kind), a.ProductID)
-			}
-			return fleetPrint(env, o, apps, t)
-		},
-	}
+	list := fleetListCommand(env, o, func() string { return "/api/apps" }, []string{"ID", "NAME", "KIND", "PRODUCT-ID"},
+		func(a fleet.App) []string { return []string{a.ID, a.Name, string(a.Kind), a.ProductID} })
 	ac.AddCommand(create, list)
 	return ac
 }
@@ -241,25 +248,10 @@ func newFleetPackageCommand(env *Env, o *fleetOpts) *cobra.Command {
 	for _, n := range []string{"app", "version", "url", "file"} {
 		_ = create.MarkFlagRequired(n)
 	}
-	list := &cobra.Command{
-		Use:  "list",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			var ps []fleet.Package
-			if err := c.Do(cmdContext(cmd), "GET", "/api/apps/"+app+"/packages", nil, &ps); err != nil {
-				return err
-			}
-			t := newTable("ID", "VERSION", "ARCH", "FILE", "SIZE", "EXTRAS")
-			for _, p := range ps {
-				t.row(p.ID, p.Version, p.Arch, p.Filename, fmt.Sprint(p.Size), fmt.Sprint(len(p.Extras)))
-			}
-			return fleetPrint(env, o, ps, t)
-		},
-	}
+	list := fleetListCommand(env, o, func() string { return "/api/apps/" + app + "/packages" }, []string{"ID", "VERSION", "ARCH", "FILE", "SIZE", "EXTRAS"},
+		func(p fleet.Package) []string {
+			return []string{p.ID, p.Version, p.Arch, p.Filename, fmt.Sprint(p.Size), fmt.Sprint(len(p.Extras))}
+		})
 	list.Flags().StringVar(&app, "app", "", "application")
 	_ = list.MarkFlagRequired("app")
 	pc.AddCommand(create, list)
@@ -308,25 +300,8 @@ func newFleetChannelCommand(env *Env, o *fleetOpts) *cobra.Command {
 	create.Flags().StringVar(&ver, "version", "", "initial version")
 	create.Flags().StringSliceVar(&floors, "floor", nil, "package id every node must pass through (repeatable)")
 	_ = create.MarkFlagRequired("app")
-	list := &cobra.Command{
-		Use:  "list",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			var cs []fleet.Channel
-			if err := c.Do(cmdContext(cmd), "GET", "/api/apps/"+app+"/channels", nil, &cs); err != nil {
-				return err
-			}
-			t := newTable("ID", "NAME", "ARCH", "PACKAGE")
-			for _, ch := range cs {
-				t.row(ch.ID, ch.Name, ch.Arch, ch.PackageID)
-			}
-			return fleetPrint(env, o, cs, t)
-		},
-	}
+	list := fleetListCommand(env, o, func() string { return "/api/apps/" + app + "/channels" }, []string{"ID", "NAME", "ARCH", "PACKAGE"},
+		func(ch fleet.Channel) []string { return []string{ch.ID, ch.Name, ch.Arch, ch.PackageID} })
 	list.Flags().StringVar(&app, "app", "", "application")
 	_ = list.MarkFlagRequired("app")
 	cc.AddCommand(create, list)
@@ -455,25 +430,10 @@ func newFleetGroupCommand(env *Env, o *fleetOpts) *cobra.Command {
 	spf.bind(set)
 	_ = set.MarkFlagRequired("app")
 
-	list := &cobra.Command{
-		Use:  "list",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			var gs []fleet.Group
-			if err := c.Do(cmdContext(cmd), "GET", "/api/apps/"+app+"/groups", nil, &gs); err != nil {
-				return err
-			}
-			t := newTable("ID", "NAME", "TRACK", "ARCH", "PAUSED")
-			for _, g := range gs {
-				t.row(g.ID, g.Name, g.Track, g.Arch, fmt.Sprint(g.Policy.Paused))
-			}
-			return fleetPrint(env, o, gs, t)
-		},
-	}
+	list := fleetListCommand(env, o, func() string { return "/api/apps/" + app + "/groups" }, []string{"ID", "NAME", "TRACK", "ARCH", "PAUSED"},
+		func(g fleet.Group) []string {
+			return []string{g.ID, g.Name, g.Track, g.Arch, fmt.Sprint(g.Policy.Paused)}
+		})
 	list.Flags().StringVar(&app, "app", "", "application")
 	_ = list.MarkFlagRequired("app")
 
