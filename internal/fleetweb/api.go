@@ -1,6 +1,7 @@
 package fleetweb
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -42,12 +43,12 @@ func (s *Server) apiRoutes(m *http.ServeMux) {
 	h("GET /api/apps", s.apiListApps)
 	h("POST /api/apps", s.apiCreateApp)
 	h("GET /api/apps/{app}", s.apiGetApp)
-	h("GET /api/apps/{app}/packages", s.apiListPackages)
+	h("GET /api/apps/{app}/packages", appListing(s, s.st.ListPackages))
 	h("POST /api/apps/{app}/packages", s.apiCreatePackage)
-	h("GET /api/apps/{app}/channels", s.apiListChannels)
+	h("GET /api/apps/{app}/channels", appListing(s, s.st.ListChannels))
 	h("POST /api/apps/{app}/channels", s.apiCreateChannel)
 	h("PUT /api/apps/{app}/channels/{channel}", s.apiUpdateChannel)
-	h("GET /api/apps/{app}/groups", s.apiListGroups)
+	h("GET /api/apps/{app}/groups", appListing(s, s.st.ListGroups))
 	h("POST /api/apps/{app}/groups", s.apiCreateGroup)
 	h("GET /api/apps/{app}/groups/{group}", s.apiGetGroup)
 	h("PUT /api/apps/{app}/groups/{group}", s.apiUpdateGroup)
@@ -221,18 +222,6 @@ func (s *Server) apiGetApp(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, 200, a)
 }
 
-func (s *Server) apiListPackages(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.app(r)
-	if err != nil {
-		return err
-	}
-	ps, err := s.st.ListPackages(r.Context(), a.ID)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, 200, nonNil(ps))
-}
-
 func (s *Server) apiCreatePackage(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.app(r)
 	if err != nil {
@@ -283,18 +272,6 @@ func validatePackage(p *fleet.Package) error {
 func isHex(s string) bool {
 	_, err := hex.DecodeString(s)
 	return err == nil
-}
-
-func (s *Server) apiListChannels(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.app(r)
-	if err != nil {
-		return err
-	}
-	cs, err := s.st.ListChannels(r.Context(), a.ID)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, 200, nonNil(cs))
 }
 
 // channelBody is the create/update form of a channel; Version picks the
@@ -403,18 +380,6 @@ func versionOf(conf *fleet.Config, pid string) string {
 		return p.Version
 	}
 	return pid
-}
-
-func (s *Server) apiListGroups(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.app(r)
-	if err != nil {
-		return err
-	}
-	gs, err := s.st.ListGroups(r.Context(), a.ID)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, 200, nonNil(gs))
 }
 
 // groupBody is the create/update form of a group; Channel may be a name.
@@ -679,6 +644,21 @@ func (s *Server) apiActivity(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, 200, nonNil(acts))
+}
+
+// appListing answers GET /api/apps/{app}/… with one of the app's lists.
+func appListing[T any](s *Server, list func(ctx context.Context, appID string) ([]T, error)) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		a, err := s.app(r)
+		if err != nil {
+			return err
+		}
+		items, err := list(r.Context(), a.ID)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, 200, nonNil(items))
+	}
 }
 
 func nonNil[T any](s []T) []T {
