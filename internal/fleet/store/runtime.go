@@ -438,21 +438,64 @@ func (s *sqlStore) Touch(ctx context.Context, rows []Touch) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	if _, err := s.prepared(ctx, s.write, touchSQL); err != nil {
-		return err
+	// One statement per chunk, not one per row: a round trip per check-in
+	// was most of the database's work on the noupdate path. A machine
+	// listed twice keeps its latest time (UPDATE … FROM would pick one).
+	latest := make(map[[2]string]int, len(rows))
+	uniq := rows[:0:0]
+	for _, r := range rows {
+		k := [2]string{r.AppID, r.MachineID}
+		if i, ok := latest[k]; ok {
+			if r.LastCheck.After(uniq[i].LastCheck) {
+				uniq[i].LastCheck = r.LastCheck
+			}
+			continue
+		}
+		latest[k] = len(uniq)
+		uniq = append(uniq, r)
+	}
+	if !s.d.dollar {
+		// SQLite runs in-process (no round trips), and its planner may
+		// scan the table for UPDATE … FROM: one prepared UPDATE per row.
+		if _, err := s.prepared(ctx, s.write, touchSQL); err != nil {
+			return err
+		}
 	}
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	for _, r := range rows {
+	if !s.d.dollar {
+		for _, r := range uniq {
+			if _, err := s.exec(ctx, tx, touchSQL, ms(r.LastCheck), r.AppID, r.MachineID, ms(r.LastCheck)); err != nil {
+				return fmt.Errorf("store: recording check-ins: %w", err)
+			}
+		}
+		return tx.Commit()
+	}
+	const chunk = 500
+	for len(uniq) > 0 {
+		n := min(len(uniq), chunk)
+		var b strings.Builder
+		b.WriteString(`UPDATE instances SET last_check = v.column3 FROM (VALUES `)
+		args := make([]any, 0, 3*n)
+		for i, r := range uniq[:n] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(`(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT))`)
+			args = append(args, r.AppID, r.MachineID, ms(r.LastCheck))
+		}
 		// Never move last_check backwards (a slower replica's batch).
-		if _, err := s.exec(ctx, tx, touchSQL, ms(r.LastCheck), r.AppID, r.MachineID, ms(r.LastCheck)); err != nil {
+		b.WriteString(`) AS v WHERE instances.app_id = v.column1 AND instances.machine_id = v.column2 AND instances.last_check < v.column3`)
+		if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
 			return fmt.Errorf("store: recording check-ins: %w", err)
 		}
+		uniq = uniq[n:]
 	}
 	return tx.Commit()
 }
 
+// touchSQL never moves last_check backwards (a slower replica's batch).
 const touchSQL = `UPDATE instances SET last_check = ? WHERE app_id = ? AND machine_id = ? AND last_check < ?`

@@ -42,6 +42,7 @@ func runSuite(t *testing.T, open func(*testing.T) Store) {
 		"Admin":              testAdmin,
 		"ConcurrentGrants":   testConcurrentGrants,
 		"BatchedTransitions": testBatchedTransitions,
+		"Touch":              testTouch,
 		"Lifecycle":          testLifecycle,
 		"OptimisticConflict": testOptimisticConflict,
 		"Expiry":             testExpiry,
@@ -446,4 +447,36 @@ func testBatchedTransitions(t *testing.T, s Store) {
 		t.Fatalf("%d requests in %d transactions: none shared a commit", r, c)
 	}
 	t.Logf("%d requests in %d transactions", tq.requests.Load(), tq.commits.Load())
+}
+
+// testTouch records check-ins in bulk: the latest time of a machine
+// listed twice wins, and a time never moves backwards.
+func testTouch(t *testing.T, s Store) {
+	w := seed(t, s, fleet.DefaultPolicy())
+	ctx := context.Background()
+	t0 := time.Now().Truncate(time.Millisecond)
+	for _, m := range []string{"t1", "t2", "t3"} {
+		if _, err := check(ctx, s, w, m, "1.0.0", t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := []Touch{
+		{w.app.ID, "t1", t0.Add(time.Hour)},
+		{w.app.ID, "t2", t0.Add(-time.Hour)},
+		{w.app.ID, "t1", t0.Add(30 * time.Minute)},
+		{w.app.ID, "t3", t0.Add(2 * time.Hour)},
+		{w.app.ID, "nobody", t0},
+	}
+	if err := s.Touch(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	for m, want := range map[string]time.Time{"t1": t0.Add(time.Hour), "t2": t0, "t3": t0.Add(2 * time.Hour)} {
+		in, ok, err := s.Instance(ctx, w.app.ID, m)
+		if err != nil || !ok {
+			t.Fatalf("%s: %v %v", m, ok, err)
+		}
+		if !in.LastCheck.Equal(want) {
+			t.Errorf("%s: last check %v, want %v", m, in.LastCheck, want)
+		}
+	}
 }

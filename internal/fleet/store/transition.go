@@ -303,10 +303,23 @@ func (s *sqlStore) insertEventRows(ctx context.Context, tx *sql.Tx, evs []fleet.
 	return nil
 }
 
-// updateInstanceRows writes locked instances with one UPDATE … FROM
-// (VALUES …) per chunk (SQLite ≥ 3.33 and PostgreSQL both name the
-// VALUES columns column1…; the casts type PostgreSQL's parameters).
+// updateInstanceRows writes locked instances; on PostgreSQL with one
+// UPDATE … FROM (VALUES …) per chunk (VALUES columns are named column1…;
+// the casts type the parameters).
 func (s *sqlStore) updateInstanceRows(ctx context.Context, tx *sql.Tx, list []fleet.Instance) error {
+	if !s.d.dollar {
+		// SQLite: in-process, and its planner may scan the table for
+		// UPDATE … FROM; one UPDATE per row.
+		for _, in := range list {
+			if _, err := s.exec(ctx, tx, `UPDATE instances SET group_id = ?, version = ?, status = ?, ip = ?, alias = ?, oem = ?, last_check = ?,
+		granted_version = ?, granted_at = ?, in_progress = ? WHERE app_id = ? AND machine_id = ?`,
+				in.GroupID, in.Version, int(in.Status), in.IP, in.Alias, in.OEM, ms(in.LastCheck),
+				in.GrantedVersion, ms(in.GrantedAt), b2i(in.InProgress), in.AppID, in.MachineID); err != nil {
+				return fmt.Errorf("store: writing instances: %w", err)
+			}
+		}
+		return nil
+	}
 	const chunk = 200
 	const row = `(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS INTEGER))`
 	for len(list) > 0 {
