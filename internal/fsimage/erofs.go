@@ -38,19 +38,11 @@ func (erofsWriter) Write(ctx context.Context, src, dst string, opt Options) erro
 	if opt.Epoch < 0 {
 		return fmt.Errorf("erofs: timestamp %d out of range", opt.Epoch)
 	}
-	extra, err := checkExtra(src, opt.Extra)
+	tree, drop, err := linkedTree(ctx, src, dst, opt)
 	if err != nil {
 		return err
 	}
-	tree := src
-	if len(extra) > 0 {
-		st, err := stage(ctx, src, stageDir(dst, opt), extra, opt.Epoch, false)
-		if err != nil {
-			return err
-		}
-		defer dropScratch(opt, st)
-		tree = st
-	}
+	defer drop()
 	args, err := erofsArgs(tree, dst, opt)
 	if err != nil {
 		return err

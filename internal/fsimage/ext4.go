@@ -63,19 +63,11 @@ func (ext4Writer) Write(ctx context.Context, src, dst string, opt Options) error
 	if opt.Epoch < 0 || opt.Epoch > 1<<31-1 {
 		return fmt.Errorf("ext4: timestamp %d out of range", opt.Epoch)
 	}
-	extra, err := checkExtra(src, opt.Extra)
+	tree, drop, err := linkedTree(ctx, src, dst, opt)
 	if err != nil {
 		return err
 	}
-	tree := src
-	if len(extra) > 0 {
-		st, err := stage(ctx, src, stageDir(dst, opt), extra, opt.Epoch, false)
-		if err != nil {
-			return err
-		}
-		defer dropScratch(opt, st)
-		tree = st
-	}
+	defer drop()
 	blocks, inodes, err := treeUsage(tree, nil)
 	if err != nil {
 		return err

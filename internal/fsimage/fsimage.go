@@ -53,6 +53,24 @@ type Options struct {
 	Scratch func(dir string)
 }
 
+// linkedTree is the tree a tool that cannot take extra files should read:
+// src itself, or, when opt.Extra adds files, a hard-link farm of src with
+// them (drop hands the farm to dropScratch).
+func linkedTree(ctx context.Context, src, dst string, opt Options) (tree string, drop func(), err error) {
+	extra, err := checkExtra(src, opt.Extra)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(extra) == 0 {
+		return src, func() {}, nil
+	}
+	st, err := stage(ctx, src, stageDir(dst, opt), extra, opt.Epoch, false)
+	if err != nil {
+		return "", nil, err
+	}
+	return st, func() { dropScratch(opt, st) }, nil
+}
+
 // dropScratch hands a scratch directory to opt.Scratch or removes it.
 func dropScratch(opt Options, dir string) {
 	if opt.Scratch != nil {
