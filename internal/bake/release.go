@@ -171,10 +171,7 @@ func CheckRelease(fields map[string]string, want Release) []error {
 			errs = append(errs, fmt.Errorf("ARCHITECTURE=%s does not match the requested architecture %s", a, want.Arch))
 		}
 	}
-	other := imageclass.Sysext
-	if want.Class == imageclass.Sysext {
-		other = imageclass.Confext
-	}
+	other := want.Class.Other()
 	if _, ok := fields[other.LevelKey()]; ok {
 		errs = append(errs, fmt.Errorf("%s= belongs in a %s, but this is a %s", other.LevelKey(), other, want.Class))
 	}

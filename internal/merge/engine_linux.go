@@ -535,7 +535,7 @@ func (e *Engine) readMounted(img image.Image, staging string) Candidate {
 func fillFromTree(c *Candidate, t image.Tree, class imageclass.Class, hierarchies []string) {
 	c.Release, c.ReleaseErr = image.ReadRelease(t, class, c.Image.Name)
 	if errors.Is(c.ReleaseErr, image.ErrNoReleaseData) {
-		_, err := image.ReadRelease(t, other(class), c.Image.Name)
+		_, err := image.ReadRelease(t, class.Other(), c.Image.Name)
 		c.OtherClassRelease = err == nil
 	}
 	if _, err := t.Lstat("usr/lib/os-release"); err == nil {

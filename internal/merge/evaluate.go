@@ -89,7 +89,7 @@ func evaluateOne(cand Candidate, c imageclass.Class, host osrelease.Host, force 
 		if cand.ReleaseErr != nil || len(cand.Release.Fields) == 0 {
 			v.Status, v.Reason = StatusNoRelease, "no extension-release."+cand.Image.Name+" in "+c.ReleaseDir()
 			if cand.OtherClassRelease {
-				v.Reason = "a " + other(c).String() + " image, not a " + c.String()
+				v.Reason = "a " + c.Other().String() + " image, not a " + c.String()
 			} else if cand.Image.Kind == image.KindDirectory {
 				v.Reason += " (an empty directory masks images of this name)"
 			}
@@ -103,13 +103,6 @@ func evaluateOne(cand Candidate, c imageclass.Class, host osrelease.Host, force 
 	}
 	v.Use, v.Status = true, StatusReady
 	return v
-}
-
-func other(c imageclass.Class) imageclass.Class {
-	if c == imageclass.Sysext {
-		return imageclass.Confext
-	}
-	return imageclass.Sysext
 }
 
 // MetadataError is an image whose metadata cannot be read, which fails
