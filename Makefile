@@ -33,7 +33,7 @@ test: deps lint unit
 
 bench: build
 	./scripts/deps test
-	CGO_ENABLED=0 $(GO) run ./internal/bench/cmd/strata-bench -strata $(BIN) -out docs/benchmarks.md
+	CGO_ENABLED=0 $(GO) run ./cmd/strata-bench -strata $(BIN) -out docs/benchmarks.md
 
 fuzz:
 	./scripts/fuzz
