@@ -11,7 +11,8 @@ import (
 
 // lineHandler prints log records the way systemd's tools do on a terminal:
 // the message alone on a line, attributes after it as key=value. Warnings
-// and errors are prefixed so they stand out in pipes.
+// and errors are prefixed so they stand out in pipes. Make it with
+// newLineHandler: mu must be set.
 type lineHandler struct {
 	mu    *sync.Mutex
 	w     io.Writer
@@ -42,10 +43,8 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	r.Attrs(write)
 	b.WriteByte('\n')
-	if h.mu == nil {
-		_, err := io.WriteString(h.w, b.String())
-		return err
-	}
+	// One write per record under one lock shared by every derived
+	// handler, so concurrent bakes never interleave half lines.
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	_, err := io.WriteString(h.w, b.String())
@@ -59,3 +58,7 @@ func (h *lineHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (h *lineHandler) WithGroup(string) slog.Handler { return h }
+
+func newLineHandler(w io.Writer, level slog.Level) *lineHandler {
+	return &lineHandler{mu: &sync.Mutex{}, w: w, level: level}
+}

@@ -168,7 +168,7 @@ func newLogger(w io.Writer) *slog.Logger {
 	if v := os.Getenv("STRATA_LOG_LEVEL"); v != "" {
 		_ = level.UnmarshalText([]byte(v))
 	}
-	return slog.New(&lineHandler{w: w, level: level})
+	return slog.New(newLineHandler(w, level))
 }
 
 func oneLine(s string) string {
