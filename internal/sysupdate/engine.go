@@ -725,7 +725,9 @@ func (e *Engine) linkCurrent(j job) (string, error) {
 	return link, nil
 }
 
-// VacuumResult counts what Vacuum removed.
+// VacuumResult counts what Vacuum removed, as systemd-sysupdate reports
+// it: the most instances one enabled transfer lost, and how many disabled
+// transfers had instances removed.
 type VacuumResult struct {
 	Removed           int `json:"removed"`
 	DisabledTransfers int `json:"disabledTransfers"`
@@ -746,7 +748,6 @@ func (e *Engine) Vacuum(ctx context.Context) (VacuumResult, error) {
 		disabled := !e.Defs.Enabled(t)
 		if disabled {
 			// A disabled transfer owns no instances: all go.
-			res.DisabledTransfers++
 			limit = -1
 		}
 		before := len(target)
@@ -757,7 +758,15 @@ func (e *Engine) Vacuum(ctx context.Context) (VacuumResult, error) {
 		if err != nil {
 			return res, err
 		}
-		res.Removed += before - len(after)
+		// systemd counts like this: instances as the most any enabled
+		// transfer removed (transfers move in lockstep), disabled
+		// transfers that had something to remove.
+		switch n := before - len(after); {
+		case disabled && n > 0:
+			res.DisabledTransfers++
+		case !disabled:
+			res.Removed = max(res.Removed, n)
+		}
 	}
 	return res, ctx.Err()
 }
