@@ -281,6 +281,21 @@ func (e *Engine) Update(ctx context.Context, want string) (*UpdateResult, error)
 			}
 		}
 	}
+	// systemd vacuums to InstancesMax-1 before downloading, removing the
+	// current instance if it is the oldest unprotected one; Strata keeps
+	// the current one until its successor is in place, then trims to
+	// InstancesMax: the same instances remain, and a failed download
+	// never leaves the symlink dangling.
+	for _, j := range jobs {
+		target, err := e.listTarget(j.t)
+		if err != nil {
+			return nil, err
+		}
+		st := TransferState{T: j.t, Target: target, CurrentVersion: e.currentVersion(j.t)}
+		if err := e.vacuumTransfer(st, e.max(j.t), set.Version, j); err != nil {
+			return nil, err
+		}
+	}
 	e.log().Info(fmt.Sprintf("Successfully installed update '%s'.", set.Version))
 	return res, nil
 }
