@@ -199,6 +199,7 @@ type job struct {
 	partial   string
 	pending   string
 	dlTemp    string // url-tar download file
+	meta      Fields // what the installed instance gets: name, mtime, mode
 }
 
 // Update acquires and installs want (or the candidate when empty).
@@ -348,9 +349,25 @@ func (e *Engine) jobs(states []TransferState, v string) ([]job, error) {
 			if fields.SHA256 == "" {
 				fields.SHA256 = j.src.SHA256
 			}
-			if fields.Size == nil && j.src.Size >= 0 && !t.Source.Type.Remote() {
+			local := !t.Source.Type.Remote()
+			if fields.Size == nil && j.src.Size >= 0 && local {
 				sz := uint64(j.src.Size)
 				fields.Size = &sz
+			}
+			// Local instances inherit mtime and mode from the file
+			// system unless their name carries them (@t, @m); a tar
+			// keeps what it holds (systemd's compile_pattern_fields).
+			tar := t.Source.Type == Tar || t.Source.Type == URLTar
+			if fields.Mtime == nil && local && !j.src.Mtime.IsZero() {
+				us := uint64(j.src.Mtime.UnixMicro())
+				fields.Mtime = &us
+			}
+			if fields.Mode == nil && local && j.src.Mode != 0 {
+				m := uint32(j.src.Mode.Perm() & 0o775)
+				fields.Mode = &m
+			}
+			if tar {
+				fields.Mtime, fields.Mode = nil, nil
 			}
 		}
 		if t.Mode != nil {
@@ -365,6 +382,13 @@ func (e *Engine) jobs(states []TransferState, v string) ([]job, error) {
 		if t.TriesDone != nil {
 			fields.TriesDone = t.TriesDone
 		}
+		if t.PartitionNoAuto != nil {
+			fields.NoAuto = t.PartitionNoAuto
+		}
+		if t.PartitionGrowFileSystem != nil {
+			fields.GrowFS = t.PartitionGrowFileSystem
+		}
+		j.meta = fields
 		// An instance already on disk keeps its name.
 		for _, i := range st.Target {
 			if i.Version == v && (i.State == Final || i.State == PendingState) {
@@ -425,6 +449,9 @@ func (e *Engine) acquire(ctx context.Context, j job) error {
 	if err != nil {
 		return fmt.Errorf("transfer %s: %w", j.t.ID, err)
 	}
+	if err := e.applyMeta(j); err != nil {
+		return fmt.Errorf("transfer %s: %w", j.t.ID, err)
+	}
 	if err := renameSync(j.partial, j.pending); err != nil {
 		return fmt.Errorf("transfer %s: %w", j.t.ID, err)
 	}
@@ -432,20 +459,49 @@ func (e *Engine) acquire(ctx context.Context, j job) error {
 	return nil
 }
 
+// fileMode is the installed file's mode: Mode=, else @m of the source's
+// name, else the local source's mode; ReadOnly= (or @r) strips the write
+// bits.
 func (e *Engine) fileMode(j job) fs.FileMode {
 	mode := fs.FileMode(0o644)
-	switch {
-	case j.t.Mode != nil:
-		mode = fs.FileMode(*j.t.Mode)
-	case j.src != nil && j.src.Fields.Mode != nil:
-		mode = fs.FileMode(*j.src.Fields.Mode)
-	case j.src != nil && !j.t.Source.Type.Remote() && j.src.Mode != 0:
-		mode = j.src.Mode & 0o775
+	if j.meta.Mode != nil {
+		mode = fs.FileMode(*j.meta.Mode)
 	}
-	if j.t.ReadOnly != nil && *j.t.ReadOnly {
+	if j.meta.ReadOnly != nil && *j.meta.ReadOnly {
 		mode &^= 0o222
 	}
 	return mode
+}
+
+// applyMeta gives the acquired instance what systemd applies before it
+// becomes pending: the mtime (@t of the source's name, else a local
+// source's) and, for directories, the mode; files got theirs when
+// written. Then it is made durable.
+func (e *Engine) applyMeta(j job) error {
+	fi, err := os.Lstat(j.partial)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() && j.meta.Mode != nil {
+		if err := os.Chmod(j.partial, e.fileMode(j)); err != nil {
+			return err
+		}
+	}
+	if j.meta.Mtime != nil {
+		mt := time.UnixMicro(int64(*j.meta.Mtime))
+		if err := os.Chtimes(j.partial, mt, mt); err != nil {
+			return fmt.Errorf("set mtime of %s: %w", j.partial, err)
+		}
+	}
+	if fi.IsDir() {
+		return syncTree(j.partial)
+	}
+	f, err := os.Open(j.partial)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 func (e *Engine) progress(name string) func(done, total int64) {
@@ -574,16 +630,8 @@ func (e *Engine) acquireLocalFile(j job) error {
 	if err := os.Chmod(j.partial, e.fileMode(j)); err != nil {
 		return err
 	}
-	if err := os.Chtimes(j.partial, j.src.Mtime, j.src.Mtime); err != nil {
-		return err
-	}
-	f, err := os.Open(j.partial)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	e.step("copied")
-	return f.Sync()
+	return nil // applyMeta sets the mtime and fsyncs
 }
 
 func (e *Engine) acquireTar(ctx context.Context, j job) error {
