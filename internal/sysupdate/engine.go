@@ -204,6 +204,13 @@ type job struct {
 
 // Update acquires and installs want (or the candidate when empty).
 func (e *Engine) Update(ctx context.Context, want string) (*UpdateResult, error) {
+	// One update per target at a time; the second one waits and then
+	// sees what the first installed.
+	unlock, err := e.lockTargets(ctx, e.Defs.EnabledTransfers(), true)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	// Finish a symlink swap an interrupted run had committed to.
 	relinked, err := e.finishLinks()
 	if err != nil {
@@ -801,6 +808,11 @@ type VacuumResult struct {
 // protected versions always stay.
 func (e *Engine) Vacuum(ctx context.Context) (VacuumResult, error) {
 	var res VacuumResult
+	unlock, err := e.lockTargets(ctx, e.Defs.Transfers, false)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	for _, t := range e.Defs.Transfers {
 		target, err := e.listTarget(t)
 		if err != nil {
