@@ -185,6 +185,9 @@ the fleet server beside it: the Omaha endpoint /v1/update, the admin API
 						mux.Handle(p+"/", fs)
 					}
 				}
+				if dir == "" {
+					mux.Handle("/{$}", fs) // redirects to the dashboard
+				}
 				what = append(what, "fleet server ("+redactDSN(dsn)+")")
 			}
 			ln, err := net.Listen("tcp", listen)
