@@ -150,6 +150,10 @@ func fleetDSN(data, database string) (string, error) {
 		return "", errors.New("pass either --data or --database, not both")
 	case database != "":
 		return database, nil
+	case strings.Contains(data, "://") || store.IsPostgres(data):
+		// Not a directory: joined with fleet.db it would become an SQLite
+		// database in a folder named after the URL.
+		return "", fmt.Errorf("--data %s: --data takes a directory for SQLite; pass a PostgreSQL URL with --database", store.RedactDSN(data))
 	case data != "":
 		return filepath.Join(data, "fleet.db"), nil
 	}

@@ -126,3 +126,51 @@ func TestServeRootLeadsToDashboard(t *testing.T) {
 		t.Fatalf("GET / with a repository: %d %.300s, want the repository's index", res.StatusCode, b)
 	}
 }
+
+// --data takes a directory: a PostgreSQL URL there is refused with the fix
+// (not turned into a folder named after it), and no password reaches the
+// terminal, whichever flag carries it.
+func TestServeDSNsAreRedacted(t *testing.T) {
+	const pw = "hunter2secret"
+	cwd := t.TempDir()
+	run := func(args ...string) result {
+		t.Helper()
+		cmd := exec.Command(strataBin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+		cmd.Dir = cwd
+		var o, e strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &e
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("serve %v kept running: %s", args, e.String())
+		}
+		return result{o.String(), e.String(), cmd.ProcessState.ExitCode()}
+	}
+	r := run("--data", "postgres://strata:"+pw+"@127.0.0.1:1/fleet?sslmode=disable")
+	if r.code == 0 || !strings.Contains(r.stderr, "--database") || strings.Contains(r.stderr+r.stdout, pw) {
+		t.Errorf("--data URL: exit %d, stderr %q; want a refusal naming --database and no password", r.code, r.stderr)
+	}
+	if ents, _ := os.ReadDir(cwd); len(ents) != 0 {
+		t.Errorf("--data URL created %v in the working directory", ents[0].Name())
+	}
+	for _, dsn := range []string{
+		"postgres://strata:" + pw + "@127.0.0.1:1/fleet?sslmode=disable",
+		"postgres://strata@127.0.0.1:1/fleet?sslmode=disable&password=" + pw,
+		"host=127.0.0.1 port=1 user=strata password=" + pw + " dbname=fleet sslmode=disable",
+	} {
+		r := run("--database", dsn)
+		if r.code == 0 || strings.Contains(r.stderr+r.stdout, pw) {
+			t.Errorf("--database %s: exit %d, output %q; want a failure without the password", dsn, r.code, r.stderr)
+		}
+	}
+	if ents, _ := os.ReadDir(cwd); len(ents) != 0 {
+		t.Errorf("--database created %v in the working directory", ents[0].Name())
+	}
+}
