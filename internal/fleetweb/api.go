@@ -16,7 +16,6 @@ import (
 
 	"github.com/stratalinux/strata/internal/fleet"
 	"github.com/stratalinux/strata/internal/fleet/store"
-	"github.com/stratalinux/strata/internal/version"
 )
 
 // NewToken makes an admin token and the hash the store keeps of it.
@@ -253,8 +252,8 @@ func (s *Server) apiCreatePackage(w http.ResponseWriter, r *http.Request) error 
 
 func validatePackage(p *fleet.Package) error {
 	switch {
-	case !version.IsValid(p.Version):
-		return errf(400, "package version %q is not a valid version", p.Version)
+	case !fleet.ValidVersion(p.Version):
+		return errf(400, "package version %q is not a version (want digits first, e.g. 1.2.3)", p.Version)
 	case p.URL == "" || !(strings.HasPrefix(p.URL, "http://") || strings.HasPrefix(p.URL, "https://")):
 		return errf(400, "package url %q must be an http(s) codebase", p.URL)
 	case p.Filename == "" || strings.ContainsAny(p.Filename, "/\\") || p.Filename == ".." || p.Filename == ".":
@@ -620,8 +619,8 @@ func (s *Server) apiPin(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
-	if b.Version != "" && !version.IsValid(b.Version) {
-		return errf(400, "version %q is not valid", b.Version)
+	if b.Version != "" && !fleet.ValidVersion(b.Version) {
+		return errf(400, "version %q is not a version (want digits first, e.g. 1.2.3)", b.Version)
 	}
 	if err := s.st.SetPinned(r.Context(), a.ID, r.PathValue("machine"), b.Version); err != nil {
 		return err

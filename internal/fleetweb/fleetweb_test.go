@@ -377,3 +377,64 @@ func TestPinHoldsInstance(t *testing.T) {
 		t.Fatalf("unpinned node: %+v", a.UpdateCheck)
 	}
 }
+
+// A browser pointed at the server's address lands on the dashboard.
+func TestRootRedirectsToDashboard(t *testing.T) {
+	h := newHarness(t, "")
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noFollow.Get(h.http.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != "/ui/" {
+		t.Fatalf("GET /: %d Location %q, want 302 to /ui/", res.StatusCode, res.Header.Get("Location"))
+	}
+	if body := get(t, h.http.URL+"/"); !strings.Contains(body, "Strata fleet") {
+		t.Fatalf("GET / followed: %.300s", body)
+	}
+	res, err = http.Get(h.http.URL + "/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 404 {
+		t.Fatalf("GET /nope: %d, want 404", res.StatusCode)
+	}
+}
+
+// A version that is not a version is refused where nodes report one
+// (error-invalidVersion, noupdate, nothing stored) and where an admin
+// creates a package or pins an instance.
+func TestNotAVersionIsRefused(t *testing.T) {
+	h := newHarness(t, "")
+	h.setup(t, fleet.DefaultPolicy())
+	ctx := context.Background()
+	for _, v := range []string{"notaversion", "latest", "v2"} {
+		a := h.check(t, "bogus", v, "")
+		if a.Status != omaha.StatusInvalidVersion || a.UpdateCheck == nil || a.UpdateCheck.Status != "noupdate" {
+			t.Errorf("check with version %q: app %q, updatecheck %+v; want error-invalidVersion and noupdate", v, a.Status, a.UpdateCheck)
+		}
+	}
+	err := h.api.Do(ctx, "GET", "/api/apps/strata-os/instances/bogus", nil, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 404 {
+		t.Errorf("an instance with an invalid version was stored: %v", err)
+	}
+	s1, s256 := digest("x")
+	err = h.api.Do(ctx, "POST", "/api/apps/strata-os/packages", fleet.Package{Version: "notaversion", Arch: "amd64", URL: "http://127.0.0.1/",
+		Filename: "x.raw", Size: 1, SHA1: s1, SHA256: s256}, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 400 || !strings.Contains(ae.Error(), "notaversion") {
+		t.Errorf("package notaversion: %v, want 400 naming it", err)
+	}
+	h.check(t, "m1", "1.0.0", "")
+	err = h.api.Do(ctx, "PUT", "/api/apps/strata-os/instances/m1/pin", map[string]string{"version": "notaversion"}, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 400 {
+		t.Errorf("pin notaversion: %v, want 400", err)
+	}
+	// Versions as images carry them still pass.
+	for _, v := range []string{"27.1", "3815.2.0", "1.0.0-rc1", "2.0.0+git5"} {
+		if !fleet.ValidVersion(v) {
+			t.Errorf("%q refused", v)
+		}
+	}
+}

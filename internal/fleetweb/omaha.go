@@ -14,7 +14,6 @@ import (
 
 	"github.com/stratalinux/strata/internal/fleet"
 	"github.com/stratalinux/strata/internal/omaha"
-	"github.com/stratalinux/strata/internal/version"
 )
 
 // App statuses Strata adds for requests it cannot place; the updatecheck
@@ -101,7 +100,7 @@ func (s *Server) answerApp(ctx context.Context, conf *fleet.Config, req *omaha.R
 	if err != nil {
 		return noupdate(statusUnknownGroup, "unknown-group")
 	}
-	if app.Version == "" || !version.IsValid(app.Version) {
+	if !fleet.ValidVersion(app.Version) {
 		return noupdate(omaha.StatusInvalidVersion, "invalid-version")
 	}
 	machine := strings.TrimSpace(app.MachineID)
