@@ -132,7 +132,12 @@ type CheckInput struct {
 	// Target is the channel's package (or the pinned version's).
 	Target *Package
 	// Floors are the channel's floor packages, ascending by version.
-	Floors  []*Package
+	Floors []*Package
+	// Pinned marks Target as the instance's pin: an administrator chose
+	// this machine and version, so only "updates disabled" and "paused"
+	// hold it back, not the channel rollout's window, percentage, canary
+	// or limits.
+	Pinned  bool
 	Rollout Rollout
 }
 
@@ -163,6 +168,16 @@ func Decide(in CheckInput) Decision {
 	next := nextStep(inst.Version, in.Target, in.Floors)
 	if blacklisted(next, in.Channel.ID) {
 		return Decision{Reason: "package blacklisted on this channel"}
+	}
+	if in.Pinned {
+		p := in.Group.Policy
+		switch {
+		case !p.UpdatesEnabled:
+			return Decision{Reason: string(RefuseDisabled), Throttled: true, Refusal: RefuseDisabled}
+		case p.Paused:
+			return Decision{Reason: string(RefusePaused), Throttled: true, Refusal: RefusePaused}
+		}
+		return Decision{Verdict: Grant, Package: next}
 	}
 	r := in.Rollout.Roll(in.Now, in.Target.Version, in.Group.Policy)
 	if refusal, _ := Admit(in.Group.Policy, r, inst.MachineID, in.Target.Version, in.Now); refusal != "" {

@@ -16,8 +16,13 @@ type CheckRequest struct {
 	Channel *Channel
 	Target  *Package
 	Floors  []*Package
-	Report  Report
-	Events  []*omaha.Event
+	// Pinned is true when Target is the instance's pinned version, not
+	// the channel's; RolloutTarget is the channel's version, which the
+	// group's counters follow either way.
+	Pinned        bool
+	RolloutTarget string
+	Report        Report
+	Events        []*omaha.Event
 	// UpdateCheck is true when the app asked for an update.
 	UpdateCheck bool
 }
@@ -50,8 +55,8 @@ func Process(in CheckRequest, inst Instance, found bool, r Rollout) Outcome {
 	inst, out.Write = Register(inst, found, in.Group.ID, in.Report, in.Now)
 	inst.AppID = in.App.ID
 	before := r
-	target := ""
-	if in.Target != nil {
+	target := in.RolloutTarget
+	if target == "" && in.Target != nil && !in.Pinned {
 		target = in.Target.Version
 	}
 	r = r.Roll(in.Now, target, in.Group.Policy)
@@ -79,9 +84,16 @@ func Process(in CheckRequest, inst Instance, found bool, r Rollout) Outcome {
 		out.Write, out.NeedsLock = true, true
 	}
 	if in.UpdateCheck {
-		d := Decide(CheckInput{Now: in.Now, Instance: inst, Group: in.Group, Channel: in.Channel, Target: in.Target, Floors: in.Floors, Rollout: r})
+		d := Decide(CheckInput{Now: in.Now, Instance: inst, Group: in.Group, Channel: in.Channel, Target: in.Target, Floors: in.Floors,
+			Pinned: in.Pinned, Rollout: r})
 		out.Decision = d
 		switch {
+		case d.Verdict == Grant && in.Pinned:
+			// A pinned grant takes a slot but is no part of the channel's
+			// rollout: its version's counters stay as they are.
+			inst = GrantTo(inst, d.Package.Version, in.Now)
+			r.InProgress++
+			out.Write, out.NeedsLock = true, true
 		case d.Verdict == Grant:
 			inst = GrantTo(inst, d.Package.Version, in.Now)
 			r = r.RecordGrant()

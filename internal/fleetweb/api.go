@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -450,7 +451,7 @@ func (s *Server) groupView(r *http.Request, g *fleet.Group) (*groupView, error) 
 		return nil, err
 	}
 	if conf, err := s.config(ctx); err == nil {
-		if _, t := conf.Target(g, ""); t != nil {
+		if _, t := conf.Target(g); t != nil {
 			v.Target = t.Version
 		}
 	}
@@ -621,6 +622,17 @@ func (s *Server) apiPin(w http.ResponseWriter, r *http.Request) error {
 	}
 	if b.Version != "" && !fleet.ValidVersion(b.Version) {
 		return errf(400, "version %q is not a version (want digits first, e.g. 1.2.3)", b.Version)
+	}
+	if b.Version != "" {
+		// A pin to a version with no package would be ignored at check
+		// time; say so now.
+		ps, err := s.st.ListPackages(r.Context(), a.ID)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(ps, func(p *fleet.Package) bool { return p.Version == b.Version }) {
+			return errf(404, "no package %s of %s to pin to (create it first: strata fleet package create)", b.Version, a.Name)
+		}
 	}
 	if err := s.st.SetPinned(r.Context(), a.ID, r.PathValue("machine"), b.Version); err != nil {
 		return err

@@ -438,3 +438,58 @@ func TestNotAVersionIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A pin works on a channel created without an architecture (the default),
+// replaces the grant the node already holds, and leaves the channel's
+// rollout counters with nothing stuck.
+func TestPinOnAnyArchChannelReplacesGrant(t *testing.T) {
+	h := newHarness(t, "")
+	h.setup(t, fleet.DefaultPolicy())
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(h.api.Do(ctx, "POST", "/api/apps/strata-os/channels", map[string]any{"name": "any", "version": "2.0.0"}, nil))
+	must(h.api.Do(ctx, "POST", "/api/apps/strata-os/groups", map[string]any{"name": "edge", "track": "edge", "channel": "any"}, nil))
+	check := func(ver, prev string) *omaha.ResponseUpdateCheck {
+		t.Helper()
+		resp, err := h.omaha.Do(ctx, omaha.UpdateEngineRequest(osAppID, ver, "edge", "m1", prev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Apps[0].UpdateCheck
+	}
+	if uc := check("0.9.0", ""); uc.Status != "ok" || uc.Manifests[0].Version != "2.0.0" {
+		t.Fatalf("first check: %+v", uc)
+	}
+	must(h.api.Do(ctx, "PUT", "/api/apps/strata-os/instances/m1/pin", map[string]string{"version": "1.0.0"}, nil))
+	time.Sleep(60 * time.Millisecond)
+	if uc := check("0.9.0", ""); uc.Status != "ok" || uc.Manifests[0].Version != "1.0.0" {
+		t.Fatalf("check after the pin: %+v, want 1.0.0", uc)
+	}
+	var g groupView
+	must(h.api.Do(ctx, "GET", "/api/apps/strata-os/groups/edge", nil, &g))
+	if g.Rollout.InProgress != 1 || g.Rollout.Target != "2.0.0" || g.Rollout.Granted != 1 {
+		t.Fatalf("counters after the pin replaced the grant: %+v", g.Rollout)
+	}
+	for _, ev := range []omaha.Event{{Type: 13, Result: 1}, {Type: 14, Result: 1}, {Type: 3, Result: 1}} {
+		resp, err := h.omaha.Do(ctx, omaha.EventRequest(osAppID, "0.9.0", "edge", "m1", ev))
+		if err != nil || resp.Apps[0].Events[0].Status != "ok" {
+			t.Fatal(err)
+		}
+	}
+	if uc := check("1.0.0", "0.9.0"); uc.Status != "noupdate" {
+		t.Fatalf("pinned node after its update: %+v", uc)
+	}
+	must(h.api.Do(ctx, "GET", "/api/apps/strata-os/groups/edge", nil, &g))
+	if g.Rollout.InProgress != 0 || g.Rollout.Target != "2.0.0" || g.Rollout.Granted != 1 || g.Rollout.Failed != 0 {
+		t.Fatalf("counters after the pinned update: %+v, want nothing in progress", g.Rollout)
+	}
+	err := h.api.Do(ctx, "PUT", "/api/apps/strata-os/instances/m1/pin", map[string]string{"version": "9.9.9"}, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 404 {
+		t.Fatalf("pin to a version without a package: %v, want 404", err)
+	}
+}

@@ -118,13 +118,23 @@ func (s *Server) answerApp(ctx context.Context, conf *fleet.Config, req *omaha.R
 	if err != nil {
 		return nil, err
 	}
-	ch, target := conf.Target(g, inst.Pinned)
+	ch, target := conf.Target(g)
 	var floors []*fleet.Package
 	if ch != nil {
 		floors = conf.Floors(ch.ID)
 	}
+	rolloutTarget, pinned := "", false
+	if target != nil {
+		rolloutTarget = target.Version
+	}
+	if inst.Pinned != "" && ch != nil {
+		if p := conf.Pin(a.ID, inst.Pinned, arch, ch); p != nil {
+			target, pinned = p, true
+		}
+	}
 	creq := fleet.CheckRequest{
 		Now: s.cfg.Now(), App: a, Group: g, Channel: ch, Target: target, Floors: floors,
+		Pinned: pinned, RolloutTarget: rolloutTarget,
 		Report:      fleet.Report{MachineID: machine, Version: app.Version, Alias: app.MachineAlias, OEM: app.OEM, IP: ip},
 		Events:      app.Events,
 		UpdateCheck: app.UpdateCheck != nil,

@@ -154,7 +154,7 @@ func (s *Server) uiApp(w http.ResponseWriter, r *http.Request) (string, map[stri
 	var gr []grow
 	for _, g := range groups {
 		row := grow{G: g, Policy: policySummary(g.Policy)}
-		if ch, t := conf.Target(g, ""); ch != nil {
+		if ch, t := conf.Target(g); ch != nil {
 			row.Channel = ch.Name
 			if t != nil {
 				row.Target = t.Version

@@ -92,7 +92,7 @@ func check(ctx context.Context, s Store, w world, machine, ver string, now time.
 		return fleet.Outcome{}, err
 	}
 	g := cfg.GroupByID(w.group.ID)
-	ch, target := cfg.Target(g, "")
+	ch, target := cfg.Target(g)
 	app, _ := cfg.App(w.app.ID)
 	req := fleet.CheckRequest{Now: now, App: app, Group: g, Channel: ch, Target: target, Floors: cfg.Floors(ch.ID),
 		Report: fleet.Report{MachineID: machine, Version: ver}, Events: evs, UpdateCheck: len(evs) == 0}
@@ -385,7 +385,7 @@ func testBatchedTransitions(t *testing.T, s Store) {
 				return
 			}
 			g := cfg.GroupByID(w.group.ID)
-			ch, target := cfg.Target(g, "")
+			ch, target := cfg.Target(g)
 			app, _ := cfg.App(w.app.ID)
 			req := fleet.CheckRequest{Now: now, App: app, Group: g, Channel: ch, Target: target,
 				Report: fleet.Report{MachineID: machine, Version: "1.0.0"}, UpdateCheck: true}
