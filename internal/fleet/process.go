@@ -60,29 +60,8 @@ func Process(in CheckRequest, inst Instance, found bool, r Rollout) Outcome {
 		target = in.Target.Version
 	}
 	r = r.Roll(in.Now, target, in.Group.Policy)
-	for _, ev := range in.Events {
-		eo := ApplyEvent(inst, ev, in.Now)
-		if eo.Instance != inst {
-			out.Write = true
-		}
-		inst = eo.Instance
-		if !eo.Delta.Zero() {
-			r = r.Apply(eo.Delta)
-			out.NeedsLock = true
-		}
-		if eo.Store {
-			out.Events = append(out.Events, EventRecord{AppID: in.App.ID, MachineID: inst.MachineID, Type: ev.Type,
-				Result: ev.Result, ErrorCode: ev.ErrorCode, PreviousVersion: ev.PreviousVersion, Version: inst.Version, Created: in.Now})
-		}
-		if eo.Activity != nil {
-			out.Activities = append(out.Activities, *eo.Activity)
-		}
-	}
-	if in.UpdateCheck && StaleGrant(inst, in.Target, in.Floors) {
-		inst.InProgress, inst.Status = false, StatusUndefined
-		r = r.Apply(Delta{InProgress: -1})
-		out.Write, out.NeedsLock = true, true
-	}
+	inst, r = applyEvents(in, inst, r, &out)
+	inst, r = releaseStale(in, inst, r, &out)
 	if in.UpdateCheck {
 		d := Decide(CheckInput{Now: in.Now, Instance: inst, Group: in.Group, Channel: in.Channel, Target: in.Target, Floors: in.Floors,
 			Pinned: in.Pinned, Rollout: r})
@@ -92,10 +71,12 @@ func Process(in CheckRequest, inst Instance, found bool, r Rollout) Outcome {
 			// A pinned grant takes a slot but is no part of the channel's
 			// rollout: its version's counters stay as they are.
 			inst = GrantTo(inst, d.Package.Version, in.Now)
+			inst.GrantedGroup = in.Group.ID
 			r.InProgress++
 			out.Write, out.NeedsLock = true, true
 		case d.Verdict == Grant:
 			inst = GrantTo(inst, d.Package.Version, in.Now)
+			inst.GrantedGroup = in.Group.ID
 			r = r.RecordGrant()
 			out.Write, out.NeedsLock = true, true
 			if r.Granted == 1 {
@@ -117,6 +98,86 @@ func Process(in CheckRequest, inst Instance, found bool, r Rollout) Outcome {
 	if in.Target == nil && in.UpdateCheck && found && inst.Status == StatusOnHold {
 		inst.Status = StatusUndefined
 		out.Write = true
+	}
+	out.Instance = inst
+	out.Rollout = r
+	out.RolloutChanged = r != before
+	return out
+}
+
+// applyEvents runs the request's events against the instance and the
+// counters r, recording what they change in out.
+func applyEvents(in CheckRequest, inst Instance, r Rollout, out *Outcome) (Instance, Rollout) {
+	for _, ev := range in.Events {
+		eo := ApplyEvent(inst, ev, in.Now)
+		if eo.Instance != inst {
+			out.Write = true
+		}
+		inst = eo.Instance
+		if !eo.Delta.Zero() {
+			r = r.Apply(eo.Delta)
+			out.NeedsLock = true
+		}
+		if eo.Store {
+			out.Events = append(out.Events, EventRecord{AppID: in.App.ID, MachineID: inst.MachineID, Type: ev.Type,
+				Result: ev.Result, ErrorCode: ev.ErrorCode, PreviousVersion: ev.PreviousVersion, Version: inst.Version, Created: in.Now})
+		}
+		if eo.Activity != nil {
+			out.Activities = append(out.Activities, *eo.Activity)
+		}
+	}
+	return inst, r
+}
+
+// releaseStale frees, before an update check, a grant that no longer
+// leads to the request's target.
+func releaseStale(in CheckRequest, inst Instance, r Rollout, out *Outcome) (Instance, Rollout) {
+	if in.UpdateCheck && StaleGrant(inst, in.Target, in.Floors) {
+		inst.InProgress, inst.Status = false, StatusUndefined
+		r = r.Apply(Delta{InProgress: -1})
+		out.Write, out.NeedsLock = true, true
+	}
+	return inst, r
+}
+
+// SettleNeeded reports whether a request in group groupID must first be
+// settled against the group that granted the instance's update: the node
+// now reports another track, and its events (or the release of its
+// grant) belong to the granting group's counters.
+func SettleNeeded(inst Instance, found bool, groupID string, events []*omaha.Event, updateCheck bool) bool {
+	if !found || inst.GrantedGroup == "" || inst.GrantedGroup == groupID {
+		return false
+	}
+	if inst.InProgress {
+		return len(events) > 0 || updateCheck
+	}
+	// Without a grant in progress only a late completion or a rollback
+	// still counts for the granting group.
+	for _, ev := range events {
+		if ev.Type == omaha.EventUpdateComplete && (ev.Result == omaha.ResultError ||
+			(ev.Result == omaha.ResultSuccessReboot && ev.PreviousVersion != "" && ev.PreviousVersion != "0.0.0.0")) {
+			return true
+		}
+	}
+	return false
+}
+
+// Settle applies in's events to an instance whose grant came from the
+// group granting, against that group's counters r (which follow
+// grantTarget), and before an update check releases the grant if it does
+// not lead to in.Target. The instance stays in its stored group; the
+// caller then processes the request without its events in the request's
+// group, so the slot, the success and the failure are counted where the
+// grant was taken and nothing is left "in progress".
+func Settle(in CheckRequest, granting *Group, grantTarget string, inst Instance, r Rollout) Outcome {
+	var out Outcome
+	inst, out.Write = Register(inst, true, inst.GroupID, in.Report, in.Now)
+	before := r
+	r = r.Roll(in.Now, grantTarget, granting.Policy)
+	inst, r = applyEvents(in, inst, r, &out)
+	inst, r = releaseStale(in, inst, r, &out)
+	for i := range out.Activities {
+		out.Activities[i].GroupID = granting.ID
 	}
 	out.Instance = inst
 	out.Rollout = r

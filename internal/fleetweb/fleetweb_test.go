@@ -493,3 +493,49 @@ func TestPinOnAnyArchChannelReplacesGrant(t *testing.T) {
 		t.Fatalf("pin to a version without a package: %v, want 404", err)
 	}
 }
+
+// A node granted an update in one group that reports its events under
+// another track: the events count for the group that granted the update,
+// so its "in progress" is released and the other group is untouched.
+func TestEventsCountForTheGrantingGroup(t *testing.T) {
+	for name, dsn := range map[string]func(*testing.T) string{"sqlite": func(*testing.T) string { return "" }, "postgres": pgDSN} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, dsn(t))
+			h.setup(t, fleet.DefaultPolicy())
+			ctx := context.Background()
+			if err := h.api.Do(ctx, "POST", "/api/apps/strata-os/groups", map[string]any{"name": "beta", "track": "beta", "arch": "amd64", "channel": "stable"}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if a := h.check(t, "m1", "1.0.0", ""); a.UpdateCheck.Status != "ok" {
+				t.Fatalf("grant in prod: %+v", a.UpdateCheck)
+			}
+			do := func(req *omaha.Request) *omaha.ResponseApp {
+				t.Helper()
+				resp, err := h.omaha.Do(ctx, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return resp.Apps[0]
+			}
+			for _, ev := range []omaha.Event{{Type: 13, Result: 1}, {Type: 14, Result: 1}, {Type: 3, Result: 1}} {
+				do(omaha.EventRequest(osAppID, "1.0.0", "beta", "m1", ev))
+			}
+			if a := do(omaha.UpdateEngineRequest(osAppID, "2.0.0", "beta", "m1", "1.0.0")); a.UpdateCheck.Status != "noupdate" {
+				t.Fatalf("check after the reboot: %+v", a.UpdateCheck)
+			}
+			var prod, beta groupView
+			if err := h.api.Do(ctx, "GET", "/api/apps/strata-os/groups/prod", nil, &prod); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.api.Do(ctx, "GET", "/api/apps/strata-os/groups/beta", nil, &beta); err != nil {
+				t.Fatal(err)
+			}
+			if r := prod.Rollout; r.InProgress != 0 || r.Granted != 1 || r.Succeeded != 1 {
+				t.Errorf("granting group prod: %+v, want in progress 0, granted 1, succeeded 1", r)
+			}
+			if r := beta.Rollout; r.InProgress != 0 || r.Granted != 0 || r.Succeeded != 0 || r.Failed != 0 {
+				t.Errorf("group beta counted another group's update: %+v", r)
+			}
+		})
+	}
+}

@@ -139,6 +139,12 @@ func (s *Server) answerApp(ctx context.Context, conf *fleet.Config, req *omaha.R
 		Events:      app.Events,
 		UpdateCheck: app.UpdateCheck != nil,
 	}
+	if fleet.SettleNeeded(inst, found, g.ID, app.Events, app.UpdateCheck != nil) {
+		if inst, err = s.settle(ctx, conf, creq, inst); err != nil {
+			return nil, err
+		}
+		creq.Events = nil
+	}
 	// Decide without the group's counters first: a node that holds a
 	// grant, is mid-update or is current does not need them, and reading
 	// them is a database round trip on every such check.
@@ -197,6 +203,31 @@ func (s *Server) answerApp(ctx context.Context, conf *fleet.Config, req *omaha.R
 		ra.UpdateCheck = uc
 	}
 	return ra, nil
+}
+
+// settle counts the request's events (and the release of a stale grant)
+// against the group that granted the instance's update, then returns the
+// instance as stored for the rest of the request.
+func (s *Server) settle(ctx context.Context, conf *fleet.Config, creq fleet.CheckRequest, inst fleet.Instance) (fleet.Instance, error) {
+	gg := conf.GroupByID(inst.GrantedGroup)
+	if gg == nil {
+		return inst, nil // the group is gone, and its counters with it
+	}
+	grantTarget := ""
+	if _, t := conf.Target(gg); t != nil {
+		grantTarget = t.Version
+	}
+	_, err := s.st.Transition(ctx, creq.App.ID, inst.MachineID, gg.ID, func(in fleet.Instance, found bool, r fleet.Rollout) (fleet.Outcome, error) {
+		if !found {
+			return fleet.Outcome{}, nil
+		}
+		return fleet.Settle(creq, gg, grantTarget, in, r), nil
+	})
+	if err != nil {
+		return inst, err
+	}
+	after, _, err := s.st.Instance(ctx, creq.App.ID, inst.MachineID)
+	return after, err
 }
 
 // updateFor builds the <updatecheck status="ok"> for a package and the
