@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"slices"
 	"time"
 
 	"github.com/stratalinux/strata/internal/version"
@@ -158,6 +159,9 @@ func Decide(in CheckInput) Decision {
 			return Decision{Reason: "granted version already installed"}
 		}
 		if p := stepTo(inst.GrantedVersion, in.Target, in.Floors); p != nil {
+			if blacklisted(p, in.Channel.ID) {
+				return Decision{Reason: "package blacklisted on this channel"}
+			}
 			return Decision{Verdict: Regrant, Package: p}
 		}
 		return Decision{Reason: "granted version no longer available"}
@@ -218,11 +222,9 @@ func stepTo(v string, target *Package, floors []*Package) *Package {
 	return nil
 }
 
-func blacklisted(p *Package, channelID string) bool {
-	for _, c := range p.Blacklist {
-		if c == channelID {
-			return true
-		}
-	}
-	return false
+func blacklisted(p *Package, channelID string) bool { return p.BlacklistedOn(channelID) }
+
+// BlacklistedOn reports whether p must never be served on the channel.
+func (p *Package) BlacklistedOn(channelID string) bool {
+	return slices.Contains(p.Blacklist, channelID)
 }

@@ -32,15 +32,7 @@ func TestDecide(t *testing.T) {
 	none := open
 	none.Percent = 0
 
-	cases := []struct {
-		name    string
-		p       Policy
-		inst    Instance
-		r       Rollout
-		verdict Verdict
-		version string
-		reason  string
-	}{
+	cases := []decideCase{
 		{"floor first", open, Instance{Version: "1.0.0"}, Rollout{}, Grant, "2.0.0", ""},
 		{"after floor", open, Instance{Version: "2.0.0"}, Rollout{}, Grant, "3.0.0", ""},
 		{"up to date", open, Instance{Version: "3.0.0"}, Rollout{}, NoUpdate, "", "already at the channel's version"},
@@ -59,6 +51,29 @@ func TestDecide(t *testing.T) {
 	}
 	for _, c := range cases {
 		d := Decide(input(c.p, c.inst, c.r))
+		c.check(t, d)
+	}
+	// A grant of a step that is blacklisted on the channel is not repeated.
+	in := input(open, Instance{Version: "1.0.0", Status: StatusGranted, InProgress: true, GrantedVersion: "2.0.0"}, Rollout{})
+	in.Floors[0].Blacklist = []string{"c"}
+	if d := Decide(in); d.Verdict != NoUpdate || d.Reason != "package blacklisted on this channel" {
+		t.Errorf("regrant of a blacklisted floor: %+v", d)
+	}
+}
+
+type decideCase struct {
+	name    string
+	p       Policy
+	inst    Instance
+	r       Rollout
+	verdict Verdict
+	version string
+	reason  string
+}
+
+func (c decideCase) check(t *testing.T, d Decision) {
+	t.Helper()
+	{
 		got := ""
 		if d.Package != nil {
 			got = d.Package.Version

@@ -244,6 +244,19 @@ func (s *Server) apiCreatePackage(w http.ResponseWriter, r *http.Request) error 
 			return errf(400, "extra package %s does not exist", x)
 		}
 	}
+	// Blacklist entries may name a channel or give its id; stored are ids,
+	// which is what promotion and every check compare against.
+	for i, key := range p.Blacklist {
+		c, err := s.channel(r, a, key)
+		if err != nil {
+			var he *httpError
+			if errors.As(err, &he) {
+				return errf(400, "blacklist: no channel %q in %s", key, a.Name)
+			}
+			return err
+		}
+		p.Blacklist[i] = c.ID
+	}
 	if err := s.st.CreatePackage(r.Context(), &p); err != nil {
 		return err
 	}
@@ -348,12 +361,8 @@ func (s *Server) apiUpdateChannel(w http.ResponseWriter, r *http.Request) error 
 		if err != nil {
 			return err
 		}
-		if p := conf.Package(pid); p != nil {
-			for _, bl := range p.Blacklist {
-				if bl == c.ID {
-					return errf(409, "package %s is blacklisted on channel %s", p.Version, c.Name)
-				}
-			}
+		if p := conf.Package(pid); p != nil && p.BlacklistedOn(c.ID) {
+			return errf(409, "package %s is blacklisted on channel %s", p.Version, c.Name)
 		}
 		old := c.PackageID
 		c.PackageID = pid
@@ -363,6 +372,19 @@ func (s *Server) apiUpdateChannel(w http.ResponseWriter, r *http.Request) error 
 		}
 	}
 	if b.Floors != nil {
+		conf, err := s.config(r.Context())
+		if err != nil {
+			return err
+		}
+		for _, f := range b.Floors {
+			p := conf.Package(f)
+			switch {
+			case p == nil || p.AppID != a.ID:
+				return errf(400, "floor %s is not a package of %s", f, a.Name)
+			case p.BlacklistedOn(c.ID):
+				return errf(409, "package %s is blacklisted on channel %s and cannot be its floor", p.Version, c.Name)
+			}
+		}
 		c.Floors = b.Floors
 	}
 	if b.Name != "" {

@@ -539,3 +539,38 @@ func TestEventsCountForTheGrantingGroup(t *testing.T) {
 		})
 	}
 }
+
+// A package blacklisted on a channel (named as the CLI lets users name
+// it) is never served there: not by promoting it, not as a floor, not at
+// check time.
+func TestBlacklistedPackageNeverServed(t *testing.T) {
+	h := newHarness(t, "")
+	h.setup(t, fleet.DefaultPolicy())
+	ctx := context.Background()
+	s1, s256 := digest("os-2.1.0")
+	var bad fleet.Package
+	err := h.api.Do(ctx, "POST", "/api/apps/strata-os/packages", fleet.Package{Version: "2.1.0", Arch: "amd64", URL: "http://127.0.0.1/repo/",
+		Filename: "os-2.1.0.gz", Size: 8, SHA1: s1, SHA256: s256, Blacklist: []string{"stable"}}, &bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.api.Do(ctx, "PUT", "/api/apps/strata-os/channels/stable", map[string]any{"version": "2.1.0"}, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 409 {
+		t.Errorf("promoting a package blacklisted on the channel by name: %v, want 409", err)
+	}
+	err = h.api.Do(ctx, "PUT", "/api/apps/strata-os/channels/stable", map[string]any{"floors": []string{bad.ID}}, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 409 {
+		t.Errorf("a blacklisted floor: %v, want 409", err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	for _, v := range []string{"1.0.0", "2.0.0"} {
+		if a := h.check(t, "m-"+v, v, ""); a.UpdateCheck.Status == "ok" && a.UpdateCheck.Manifests[0].Version == "2.1.0" {
+			t.Errorf("node at %s was served the blacklisted 2.1.0", v)
+		}
+	}
+	err = h.api.Do(ctx, "POST", "/api/apps/strata-os/packages", fleet.Package{Version: "2.2.0", Arch: "amd64", URL: "http://127.0.0.1/repo/",
+		Filename: "os-2.2.0.gz", Size: 8, SHA1: s1, SHA256: s256, Blacklist: []string{"nosuchchannel"}}, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 400 || !strings.Contains(ae.Error(), "nosuchchannel") {
+		t.Errorf("blacklist naming no channel: %v, want 400 naming it", err)
+	}
+}
