@@ -136,7 +136,13 @@ func readJSON(r *http.Request, v any) error {
 
 // app resolves {app}: id, product id or name.
 func (s *Server) app(r *http.Request) (*fleet.App, error) {
-	key := strings.ToLower(strings.Trim(r.PathValue("app"), "{}"))
+	return s.appByKey(r, r.PathValue("app"))
+}
+
+// appByKey resolves an app id (braced or not, any case), product id or
+// name.
+func (s *Server) appByKey(r *http.Request, name string) (*fleet.App, error) {
+	key := strings.ToLower(strings.Trim(name, "{}"))
 	conf, err := s.config(r.Context())
 	if err != nil {
 		return nil, err
@@ -153,11 +159,38 @@ func (s *Server) app(r *http.Request) (*fleet.App, error) {
 			return a, nil
 		}
 	}
-	return nil, errf(http.StatusNotFound, "application %q not found", r.PathValue("app"))
+	return nil, errf(http.StatusNotFound, "application %q not found", name)
 }
 
 func (s *Server) group(r *http.Request, a *fleet.App) (*fleet.Group, error) {
-	key := r.PathValue("group")
+	return s.groupByKey(r, a, r.PathValue("group"))
+}
+
+// groupByKey resolves a group id or name; a is nil for every app (a
+// name must then be unique).
+func (s *Server) groupByKey(r *http.Request, a *fleet.App, key string) (*fleet.Group, error) {
+	if a == nil {
+		groups, err := s.st.ListGroups(r.Context(), "")
+		if err != nil {
+			return nil, err
+		}
+		var found *fleet.Group
+		for _, g := range groups {
+			if g.ID == key {
+				return g, nil
+			}
+			if g.Name == key {
+				if found != nil {
+					return nil, errf(400, "group %q exists in several applications; pass app too", key)
+				}
+				found = g
+			}
+		}
+		if found == nil {
+			return nil, errf(http.StatusNotFound, "group %q not found", key)
+		}
+		return found, nil
+	}
 	groups, err := s.st.ListGroups(r.Context(), a.ID)
 	if err != nil {
 		return nil, err
@@ -664,7 +697,24 @@ func (s *Server) apiPin(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) apiActivity(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := store.ActivityFilter{AppID: q.Get("app"), GroupID: q.Get("group")}
+	// app and group are resolved like the path's {app} and {group}: id,
+	// product id or name.
+	var f store.ActivityFilter
+	var a *fleet.App
+	if key := q.Get("app"); key != "" {
+		var err error
+		if a, err = s.appByKey(r, key); err != nil {
+			return err
+		}
+		f.AppID = a.ID
+	}
+	if key := q.Get("group"); key != "" {
+		g, err := s.groupByKey(r, a, key)
+		if err != nil {
+			return err
+		}
+		f.GroupID = g.ID
+	}
 	if b := q.Get("before"); b != "" {
 		n, err := strconv.ParseInt(b, 10, 64)
 		if err != nil {

@@ -574,3 +574,44 @@ func TestBlacklistedPackageNeverServed(t *testing.T) {
 		t.Errorf("blacklist naming no channel: %v, want 400 naming it", err)
 	}
 }
+
+// The activity API takes an app by id, product id or name (as every other
+// endpoint does) and a group by id or name.
+func TestActivityFilterByAppName(t *testing.T) {
+	h := newHarness(t, "")
+	h.setup(t, fleet.DefaultPolicy())
+	ctx := context.Background()
+	h.check(t, "m1", "1.0.0", "") // rollout of 2.0.0 started
+	if err := h.api.Do(ctx, "POST", "/api/apps/docker/channels", map[string]any{"name": "ext", "version": "27.0"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.api.Do(ctx, "PUT", "/api/apps/docker/channels/ext", map[string]any{"version": "27.0", "floors": []string{}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var all []fleet.Activity
+	if err := h.api.Do(ctx, "GET", "/api/activity", nil, &all); err != nil || len(all) == 0 {
+		t.Fatalf("all activity: %v %d", err, len(all))
+	}
+	for _, key := range []string{"strata-os", osAppID, "io.strata.os", strings.ToUpper(osAppID)} {
+		var got []fleet.Activity
+		if err := h.api.Do(ctx, "GET", "/api/activity?app="+key, nil, &got); err != nil {
+			t.Fatalf("app=%s: %v", key, err)
+		}
+		if len(got) == 0 {
+			t.Errorf("app=%s: no activity", key)
+		}
+		for _, a := range got {
+			if a.AppID != osAppID {
+				t.Errorf("app=%s: entry of app %s: %s", key, a.AppID, a.Message)
+			}
+		}
+	}
+	var byGroup []fleet.Activity
+	if err := h.api.Do(ctx, "GET", "/api/activity?app=strata-os&group=prod", nil, &byGroup); err != nil || len(byGroup) == 0 {
+		t.Errorf("group=prod: %v %d", err, len(byGroup))
+	}
+	err := h.api.Do(ctx, "GET", "/api/activity?app=nope", nil, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 404 {
+		t.Errorf("unknown app: %v, want 404", err)
+	}
+}
