@@ -248,7 +248,7 @@ func newFleetPackageCommand(env *Env, o *fleetOpts) *cobra.Command {
 	f.StringVar(&url, "url", "", "codebase URL the file is served under")
 	f.StringVar(&file, "file", "", "the payload, for its size and hashes")
 	f.StringSliceVar(&extras, "extra", nil, "extension package delivered with this one: APP@VERSION or package id (repeatable)")
-	f.StringSliceVar(&blacklist, "blacklist", nil, "channel id this package must never be served on (repeatable)")
+	f.StringSliceVar(&blacklist, "blacklist", nil, "channel (name or id) this package must never be served on (repeatable)")
 	for _, n := range []string{"app", "version", "url", "file"} {
 		_ = create.MarkFlagRequired(n)
 	}

@@ -139,6 +139,11 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	base := h.http.URL
 	shot("apps", base+"/ui/", "table", contains("strata-os", "docker"))
+	// The server's bare address leads to the dashboard.
+	shot("root", base+"/", "table", contains("strata-os", "docker"))
+	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || loc != base+"/ui/" {
+		t.Errorf("opening %s/ ended on %q (%v), want %s/ui/", base, loc, err, base)
+	}
 	shot("group", base+"/ui/apps/strata-os/groups/prod", "svg.chart", contains("Versions", "Status", "Rollout of 2.0.0"))
 	// The charts drew bars: count the SVG rects in the browser's DOM.
 	rects, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("svg.chart rect").length`))
