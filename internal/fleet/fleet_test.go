@@ -189,3 +189,26 @@ func TestRollAndApply(t *testing.T) {
 		t.Fatalf("old version's success counted: %+v", r)
 	}
 }
+
+func TestSettleCountsForGrantingGroup(t *testing.T) {
+	a := &Group{ID: "a", Policy: DefaultPolicy()}
+	b := &Group{ID: "b", Policy: DefaultPolicy()}
+	target := &Package{ID: "p3", Version: "3.0.0"}
+	inst := GrantTo(Instance{MachineID: "m", GroupID: "b", Version: "2.0.0", LastCheck: now}, "3.0.0", now)
+	inst.GrantedGroup = "a"
+	inst.Status = StatusInstalled
+	done := &omaha.Event{Type: 3, Result: 2, PreviousVersion: "2.0.0", HasPrevious: true}
+	in := CheckRequest{Now: now, App: &App{ID: "os"}, Group: b, Channel: &Channel{ID: "c"}, Target: target,
+		Report: Report{MachineID: "m", Version: "3.0.0"}, Events: []*omaha.Event{done}, UpdateCheck: true}
+	if !SettleNeeded(in, inst, true) {
+		t.Fatal("a completion under another track was not settled with the granting group")
+	}
+	out := Settle(in, a, "3.0.0", inst, Rollout{GroupID: "a", Target: "3.0.0", InProgress: 1, Granted: 1})
+	if out.Rollout.InProgress != 0 || out.Rollout.Succeeded != 1 || out.Instance.Status != StatusComplete || out.Instance.GroupID != "b" {
+		t.Fatalf("settle: %+v %+v", out.Rollout, out.Instance)
+	}
+	in.Group = a
+	if SettleNeeded(in, inst, true) {
+		t.Fatal("settled a request of the granting group itself")
+	}
+}

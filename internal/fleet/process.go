@@ -140,20 +140,20 @@ func releaseStale(in CheckRequest, inst Instance, r Rollout, out *Outcome) (Inst
 	return inst, r
 }
 
-// SettleNeeded reports whether a request in group groupID must first be
-// settled against the group that granted the instance's update: the node
-// now reports another track, and its events (or the release of its
-// grant) belong to the granting group's counters.
-func SettleNeeded(inst Instance, found bool, groupID string, events []*omaha.Event, updateCheck bool) bool {
-	if !found || inst.GrantedGroup == "" || inst.GrantedGroup == groupID {
+// SettleNeeded reports whether a request must first be settled against
+// the group that granted the instance's update: the node now reports
+// another track (in.Group), and its events, or the release of its grant,
+// belong to the granting group's counters.
+func SettleNeeded(in CheckRequest, inst Instance, found bool) bool {
+	if !found || inst.GrantedGroup == "" || inst.GrantedGroup == in.Group.ID {
 		return false
 	}
 	if inst.InProgress {
-		return len(events) > 0 || updateCheck
+		return len(in.Events) > 0 || (in.UpdateCheck && StaleGrant(inst, in.Target, in.Floors))
 	}
 	// Without a grant in progress only a late completion or a rollback
 	// still counts for the granting group.
-	for _, ev := range events {
+	for _, ev := range in.Events {
 		if ev.Type == omaha.EventUpdateComplete && (ev.Result == omaha.ResultError ||
 			(ev.Result == omaha.ResultSuccessReboot && ev.PreviousVersion != "" && ev.PreviousVersion != "0.0.0.0")) {
 			return true

@@ -139,7 +139,7 @@ func (s *Server) answerApp(ctx context.Context, conf *fleet.Config, req *omaha.R
 		Events:      app.Events,
 		UpdateCheck: app.UpdateCheck != nil,
 	}
-	if fleet.SettleNeeded(inst, found, g.ID, app.Events, app.UpdateCheck != nil) {
+	if fleet.SettleNeeded(creq, inst, found) {
 		if inst, err = s.settle(ctx, conf, creq, inst); err != nil {
 			return nil, err
 		}

@@ -421,6 +421,9 @@ func (s *sqlStore) ImportInstances(ctx context.Context, list []fleet.Instance) e
 			return err
 		}
 		for _, in := range list[:n] {
+			if in.GrantedGroup == "" && in.GrantedVersion != "" {
+				in.GrantedGroup = in.GroupID // as migration 0002 backfills
+			}
 			if _, err := s.insertInstance(ctx, tx, in); err != nil {
 				tx.Rollback()
 				return fmt.Errorf("store: importing instance %s: %w", in.MachineID, err)
