@@ -176,7 +176,7 @@ func TestREADMECommands(t *testing.T) {
 		for _, line := range blocks[s] {
 			if strings.HasPrefix(line, "strata serve ") {
 				// The server runs for the rest of the test.
-				startServe(t, dir, serverURL, strings.Fields(repl().Replace(line))[1:])
+				startReadmeServe(t, dir, serverURL, strings.Fields(repl().Replace(line))[1:])
 				ran[line] = true
 				continue
 			}
@@ -202,7 +202,7 @@ func TestREADMECommands(t *testing.T) {
 
 // startServe runs strata serve with args until the test ends and waits
 // until it answers at url.
-func startServe(t *testing.T, dir, url string, args []string) {
+func startReadmeServe(t *testing.T, dir, url string, args []string) {
 	t.Helper()
 	cmd := exec.Command(strataBin, args...)
 	cmd.Dir = dir
