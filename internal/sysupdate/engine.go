@@ -232,7 +232,16 @@ func (e *Engine) Update(ctx context.Context, want string) (*UpdateResult, error)
 		return nil, err
 	}
 	if !ok {
-		return &UpdateResult{Message: "No update needed."}, nil
+		// Report what is installed, so a caller that waited for another
+		// run (ext add behind the timer) knows the version it now has.
+		res := &UpdateResult{Message: "No update needed."}
+		for _, u := range sets {
+			if u.Complete() {
+				res.Version = u.Version
+				break
+			}
+		}
+		return res, nil
 	}
 	if set.Complete() && !set.Has(Pending) && !set.Has(Partial) {
 		return &UpdateResult{Version: set.Version, Message: fmt.Sprintf("Selected update '%s' is already installed. Skipping update.", set.Version)}, nil
