@@ -18,6 +18,7 @@ import (
 	"github.com/stratalinux/strata/internal/fsimage"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/lint"
+	"github.com/stratalinux/strata/internal/sdparse"
 )
 
 type bakeFlags struct {
@@ -135,18 +136,17 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
+// parseReload reads --reload-manager: auto, or a boolean in systemd's
+// spelling.
 func parseReload(s string) (*bool, error) {
-	switch s {
-	case "auto", "":
+	if s == "auto" || s == "" {
 		return nil, nil
-	case "yes", "true", "1", "on":
-		t := true
-		return &t, nil
-	case "no", "false", "0", "off":
-		f := false
-		return &f, nil
 	}
-	return nil, fmt.Errorf("--reload-manager %q: want auto, yes or no", s)
+	b, err := sdparse.Boolean(s)
+	if err != nil {
+		return nil, fmt.Errorf("--reload-manager %q: want auto, yes or no", s)
+	}
+	return &b, nil
 }
 
 // progressWriter returns stderr when it is a terminal and output is not

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/sdparse"
 	"github.com/stratalinux/strata/internal/version"
 )
 
@@ -33,7 +33,7 @@ func ParseImageName(file string) (ImageName, error) {
 	}
 	var n ImageName
 	for _, a := range archNames {
-		if rest, ok := strings.CutSuffix(base, "-"+a); ok && osrelease.KnownArchitecture(a) {
+		if rest, ok := strings.CutSuffix(base, "-"+a); ok && sdparse.KnownArchitecture(a) {
 			n.Arch, base = a, rest
 			break
 		}
