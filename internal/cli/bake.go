@@ -18,6 +18,7 @@ import (
 	"github.com/stratalinux/strata/internal/fsimage"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/lint"
+	"github.com/stratalinux/strata/internal/release"
 	"github.com/stratalinux/strata/internal/sdparse"
 )
 
@@ -238,7 +239,7 @@ func bakeDir(ctx context.Context, env *Env, dir string, f bakeFlags) error {
 	if err != nil {
 		return err
 	}
-	arch, _ := bake.NormalizeArch(f.arch)
+	arch, _ := release.NormalizeArch(f.arch)
 	return printBakeResults(env, f.json, []bakeOutput{{Result: res, Name: f.name, Version: f.version, Arch: arch, Findings: nonNil(findings)}})
 }
 

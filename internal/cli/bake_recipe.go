@@ -13,9 +13,9 @@ import (
 	"sync"
 	"text/tabwriter"
 
-	"github.com/stratalinux/strata/internal/bake"
 	"github.com/stratalinux/strata/internal/fetch"
 	"github.com/stratalinux/strata/internal/recipe"
+	"github.com/stratalinux/strata/internal/release"
 	"github.com/stratalinux/strata/recipes"
 )
 
@@ -189,7 +189,7 @@ func recipeArches(r *recipe.Recipe, flag string) ([]string, error) {
 	if flag == "all" {
 		return r.Arches(), nil
 	}
-	a, err := bake.NormalizeArch(flag)
+	a, err := release.NormalizeArch(flag)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/stratalinux/strata/internal/release"
 	"github.com/stratalinux/strata/internal/repo"
 	"github.com/stratalinux/strata/internal/rootfs"
 	"github.com/stratalinux/strata/internal/sdparse"
@@ -76,7 +77,7 @@ func transferPath(name string) string {
 
 func extAdd(cmd *cobra.Command, env *Env, f *extPkgFlags, arg string) error {
 	name, ver, _ := strings.Cut(arg, "@")
-	if err := repo.ValidName(name); err != nil {
+	if err := release.ValidName(name); err != nil {
 		return err
 	}
 	if f.repoURL == "" {
@@ -131,7 +132,7 @@ func extAdd(cmd *cobra.Command, env *Env, f *extPkgFlags, arg string) error {
 }
 
 func extRemove(cmd *cobra.Command, env *Env, f *extPkgFlags, name string) error {
-	if err := repo.ValidName(name); err != nil {
+	if err := release.ValidName(name); err != nil {
 		return err
 	}
 	sf := &sysupdateFlags{root: f.root}

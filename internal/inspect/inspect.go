@@ -17,10 +17,10 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/stratalinux/strata/internal/bake"
 	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/release"
 )
 
 // Report is what inspect prints.
@@ -173,7 +173,7 @@ func summarize(ctx context.Context, fsys fs.FS, rep *Report) error {
 }
 
 func isUnitDir(d string) bool {
-	for _, u := range bake.UnitDirs {
+	for _, u := range release.UnitDirs {
 		if d == u {
 			return true
 		}
@@ -198,7 +198,7 @@ func findRelease(fsys fs.FS, base string) (imageclass.Class, string, string, map
 			if err != nil {
 				continue
 			}
-			m, err := bake.ParseRelease(b)
+			m, err := release.Parse(b)
 			if err != nil {
 				continue
 			}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/stratalinux/strata/internal/release"
 	"github.com/stratalinux/strata/internal/sdparse"
 	"github.com/stratalinux/strata/internal/version"
 )
@@ -59,7 +60,7 @@ func ParseImageName(file string) (ImageName, error) {
 		return ImageName{}, fmt.Errorf("%s: cannot tell name from version (NAME-VERSION-ARCH.raw)", file)
 	}
 	n.Name, n.Version = base[:cut], base[cut+1:]
-	if err := ValidName(n.Name); err != nil {
+	if err := release.ValidName(n.Name); err != nil {
 		return ImageName{}, fmt.Errorf("%s: %w", file, err)
 	}
 	if !version.IsValid(n.Version) {
@@ -69,24 +70,6 @@ func ParseImageName(file string) (ImageName, error) {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-// ValidName accepts extension names usable in file names, patterns and
-// component directory names.
-func ValidName(name string) error {
-	if name == "" || len(name) > 128 {
-		return fmt.Errorf("extension name %q must be 1 to 128 characters", name)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !isDigit(c) && !(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !strings.ContainsRune("._+-", rune(c)) {
-			return fmt.Errorf("extension name %q may only contain letters, digits and . _ + -", name)
-		}
-	}
-	if name[0] == '.' || name[0] == '-' {
-		return fmt.Errorf("extension name %q must not start with %q", name, name[0])
-	}
-	return nil
-}
 
 // MinorLine returns the "major.minor" stream prefix of a version such as
 // v1.30.2 ("v1.30"), or false when the version has fewer than three

@@ -1,4 +1,4 @@
-package bake
+package release
 
 import (
 	"fmt"
