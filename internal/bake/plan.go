@@ -7,6 +7,7 @@ package bake
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -33,6 +34,12 @@ type Request struct {
 	// Reload forces EXTENSION_RELOAD_MANAGER on (true) or off (false);
 	// nil decides from whether the tree ships units.
 	Reload *bool
+	// NoLint skips linting the tree while it is baked (Bake).
+	NoLint bool
+	// MaxSize is the largest image lint allows, in bytes; 0 = no limit.
+	MaxSize int64
+	// Progress receives the image tool's progress output (nil: quiet).
+	Progress io.Writer
 }
 
 // Tree is what the plan needs to know about the source tree.

@@ -162,42 +162,7 @@ func progressWriter(env *Env, jsonOut bool) io.Writer {
 	return nil
 }
 
-// bakeTree bakes a populated tree: plan, lint alongside the write, execute.
-func bakeTree(ctx context.Context, env *Env, req bake.Request, f bakeFlags, progress io.Writer) (bake.Result, lint.Findings, error) {
-	tree, err := bake.ScanTree(req.Dir, req.Class, req.Name)
-	if err != nil {
-		return bake.Result{}, nil, fmt.Errorf("bake %s: %w", req.Dir, err)
-	}
-	plan, err := bake.NewPlan(req, tree)
-	if err != nil {
-		return bake.Result{}, nil, fmt.Errorf("bake %s: %w", req.Dir, err)
-	}
-	maxSize, err := parseSize(f.maxSize)
-	if err != nil {
-		return bake.Result{}, nil, fmt.Errorf("--max-size: %w", err)
-	}
-	var findings lint.Findings
-	eo := bake.ExecOptions{Progress: progress}
-	if !f.noLint {
-		eo.Check = func(ctx context.Context) error {
-			rel := map[string]string{}
-			for _, kv := range plan.Release.Fields() {
-				rel[kv[0]] = kv[1]
-			}
-			fs, err := lint.Run(ctx, os.DirFS(req.Dir).(lint.Tree), lint.Options{
-				Class: req.Class, Name: req.Name, Generated: plan.Generate, Release: rel, MaxSize: maxSize})
-			if err != nil {
-				return fmt.Errorf("lint %s: %w", req.Dir, err)
-			}
-			findings = fs
-			return fs.Err(req.Dir)
-		}
-	}
-	res, err := bake.Execute(ctx, plan, eo)
-	return res, findings, err
-}
-
-func bakeRequest(dir string, f bakeFlags) (bake.Request, error) {
+func bakeRequest(env *Env, dir string, f bakeFlags) (bake.Request, error) {
 	class, err := imageclass.Parse(f.class)
 	if err != nil {
 		return bake.Request{}, err
@@ -213,9 +178,14 @@ func bakeRequest(dir string, f bakeFlags) (bake.Request, error) {
 	if err != nil {
 		return bake.Request{}, err
 	}
+	maxSize, err := parseSize(f.maxSize)
+	if err != nil {
+		return bake.Request{}, fmt.Errorf("--max-size: %w", err)
+	}
 	return bake.Request{Dir: dir, Name: f.name, Version: f.version, Arch: f.arch, Class: class,
 		Format: f.format, Compression: f.compression, OS: f.osSpec, Scope: f.scope,
-		OutDir: f.output, Epoch: epoch, Reload: reload}, nil
+		OutDir: f.output, Epoch: epoch, Reload: reload,
+		NoLint: f.noLint, MaxSize: maxSize, Progress: progressWriter(env, f.json)}, nil
 }
 
 type bakeOutput struct {
@@ -230,17 +200,17 @@ func bakeDir(ctx context.Context, env *Env, dir string, f bakeFlags) error {
 	if f.arch == "all" {
 		return fmt.Errorf("--arch all is for recipes; a directory holds one architecture's files")
 	}
-	req, err := bakeRequest(dir, f)
+	req, err := bakeRequest(env, dir, f)
 	if err != nil {
 		return err
 	}
-	res, findings, err := bakeTree(ctx, env, req, f, progressWriter(env, f.json))
-	logFindings(env, findings, f.json)
+	res, err := bake.Bake(ctx, req)
+	logFindings(env, res.Findings, f.json)
 	if err != nil {
 		return err
 	}
 	arch, _ := release.NormalizeArch(f.arch)
-	return printBakeResults(env, f.json, []bakeOutput{{Result: res, Name: f.name, Version: f.version, Arch: arch, Findings: nonNil(findings)}})
+	return printBakeResults(env, f.json, []bakeOutput{{Result: res, Name: f.name, Version: f.version, Arch: arch, Findings: nonNil(res.Findings)}})
 }
 
 func nonNil(f lint.Findings) []lint.Finding {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"text/tabwriter"
 
+	"github.com/stratalinux/strata/internal/bake"
 	"github.com/stratalinux/strata/internal/fetch"
 	"github.com/stratalinux/strata/internal/recipe"
 	"github.com/stratalinux/strata/internal/release"
@@ -225,13 +226,13 @@ func bakeRecipeArch(ctx context.Context, env *Env, r *recipe.Recipe, c *fetch.Cl
 	if rf.reload == "auto" && r.Release.ReloadManager != nil {
 		rf.reload = map[bool]string{true: "yes", false: "no"}[*r.Release.ReloadManager]
 	}
-	req, err := bakeRequest(root, rf)
+	req, err := bakeRequest(env, root, rf)
 	if err != nil {
 		return bakeOutput{}, err
 	}
-	result, findings, err := bakeTree(ctx, env, req, rf, progress)
+	result, err := bake.Bake(ctx, req)
 	if err != nil {
 		return bakeOutput{}, fmt.Errorf("%s %s %s: %w", r.Name, res.Version, arch, err)
 	}
-	return bakeOutput{Result: result, Name: r.Name, Version: res.Version, Arch: arch, Findings: nonNil(findings)}, nil
+	return bakeOutput{Result: result, Name: r.Name, Version: res.Version, Arch: arch, Findings: nonNil(result.Findings)}, nil
 }

@@ -123,6 +123,15 @@ func (r Release) Fields() [][2]string {
 	return f
 }
 
+// Map returns the fields as a map, as a parsed release file would give.
+func (r Release) Map() map[string]string {
+	m := map[string]string{}
+	for _, kv := range r.Fields() {
+		m[kv[0]] = kv[1]
+	}
+	return m
+}
+
 // Render writes the file in env-file syntax, quoting values that need it.
 func (r Release) Render() []byte {
 	var b bytes.Buffer
