@@ -162,11 +162,23 @@ func progressWriter(env *Env, jsonOut bool) io.Writer {
 	return nil
 }
 
+// bakeRequest is the request for baking directory dir.
 func bakeRequest(env *Env, dir string, f bakeFlags) (bake.Request, error) {
 	class, err := imageclass.Parse(f.class)
 	if err != nil {
 		return bake.Request{}, err
 	}
+	req, err := bakeOptions(env, f)
+	if err != nil {
+		return bake.Request{}, err
+	}
+	req.Dir, req.Name, req.Version, req.Arch, req.Class = dir, f.name, f.version, f.arch, class
+	return req, nil
+}
+
+// bakeOptions is the part of a bake request the flags give for every
+// image, whether baked from a directory or a recipe.
+func bakeOptions(env *Env, f bakeFlags) (bake.Request, error) {
 	if _, err := fsimage.New(f.format); err != nil {
 		return bake.Request{}, err
 	}
@@ -182,8 +194,7 @@ func bakeRequest(env *Env, dir string, f bakeFlags) (bake.Request, error) {
 	if err != nil {
 		return bake.Request{}, fmt.Errorf("--max-size: %w", err)
 	}
-	return bake.Request{Dir: dir, Name: f.name, Version: f.version, Arch: f.arch, Class: class,
-		Format: f.format, Compression: f.compression, OS: f.osSpec, Scope: f.scope,
+	return bake.Request{Format: f.format, Compression: f.compression, OS: f.osSpec, Scope: f.scope,
 		OutDir: f.output, Epoch: epoch, Reload: reload,
 		NoLint: f.noLint, MaxSize: maxSize, Progress: progressWriter(env, f.json)}, nil
 }
