@@ -8,20 +8,12 @@ import (
 	"testing"
 
 	"github.com/stratalinux/strata/internal/lint"
+	"github.com/stratalinux/strata/internal/testutil/exttest"
 )
 
 func writeFiles(t *testing.T, files map[string]string) string {
-	t.Helper()
 	dir := t.TempDir()
-	for p, c := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	exttest.Write(t, dir, files)
 	return dir
 }
 
