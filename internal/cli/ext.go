@@ -461,6 +461,7 @@ func runCheck(env *Env, class imageclass.Class, f *extFlags, imagePath, osReleas
 	if err != nil {
 		return fmt.Errorf("check %s: %w", imagePath, err)
 	}
+	img, _ = bakedName(env, img, class)
 	var host osrelease.Host
 	if osReleasePath != "" {
 		rel, _, err := osrelease.ParseFile(osReleasePath)

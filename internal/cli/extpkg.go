@@ -213,7 +213,7 @@ func extList(cmd *cobra.Command, env *Env, f *extPkgFlags) error {
 				sets, _, _ = e.Sets(cmdContext(cmd))
 			}
 			for _, u := range sets {
-				if u.Has(sysupdate.Installed) {
+				if u.Has(sysupdate.Installed) && u.Flags&(sysupdate.Partial|sysupdate.Pending) == 0 {
 					row.Installed = append(row.Installed, u.Version)
 				}
 				if u.Has(sysupdate.Available) {

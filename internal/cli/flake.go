@@ -27,7 +27,17 @@ type flakeFlags struct {
 }
 
 func (f *flakeFlags) registry() flake.Registry {
-	return flake.Registry{Root: f.root, User: f.user}
+	return flake.Registry{Root: flakeRoot(f.root), User: f.user}
+}
+
+// flakeRoot is the system registry's root: --root, else
+// STRATA_FLAKE_ROOT (what the launcher reads, so what is registered there
+// also launches), else the machine's own.
+func flakeRoot(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return os.Getenv("STRATA_FLAKE_ROOT")
 }
 
 // newFlakeCommand is "strata flake": register, list, show, remove and
@@ -40,7 +50,7 @@ func newFlakeCommand(env *Env) *cobra.Command {
 	}
 	pf := cmd.PersistentFlags()
 	pf.BoolVar(&f.user, "user", false, "use the caller's registry (~/.config/flakes), also for root")
-	pf.StringVar(&f.root, "root", "", "operate on the system registry below this directory")
+	pf.StringVar(&f.root, "root", "", "operate on the system registry below this directory (default: $STRATA_FLAKE_ROOT, else /)")
 	cmd.AddCommand(newFlakeRegisterCommand(env, f), newFlakeListCommand(env, f), newFlakeShowCommand(env, f),
 		newFlakeRemoveCommand(env, f), newFlakePullCommand(env, f))
 	return cmd

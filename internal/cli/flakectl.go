@@ -39,10 +39,9 @@ func newFlakeCtlCommand(env *Env) *cobra.Command {
 		fc.SilenceErrors, fc.SilenceUsage = true, true
 		return fc.ExecuteContext(cmd.Context())
 	}
-	reg := func() flake.Registry { return flake.Registry{Root: rootDir, User: user} }
-	// --root is Strata's (scratch roots in tests); flake-ctl has none.
-	root.PersistentFlags().StringVar(&rootDir, "root", "", "operate on the registry below this directory")
-	_ = root.PersistentFlags().MarkHidden("root")
+	reg := func() flake.Registry { return flake.Registry{Root: flakeRoot(rootDir), User: user} }
+	// --root is Strata's, as in strata flake (flake-pilot's flake-ctl has none).
+	root.PersistentFlags().StringVar(&rootDir, "root", "", "operate on the system registry below this directory (default: $STRATA_FLAKE_ROOT, else /)")
 
 	var format string
 	list := &cobra.Command{

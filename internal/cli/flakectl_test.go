@@ -5,6 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stratalinux/strata/internal/testutil/privtest"
 )
 
 // flakeCtl runs the built binary as flake-ctl (registration links the
@@ -65,5 +69,77 @@ func TestFlakeCtlFirecrackerCycle(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(root, p)); !os.IsNotExist(err) {
 			t.Errorf("%s still there after remove: %v", p, err)
 		}
+	}
+}
+
+// flake-ctl takes --root and, without it, STRATA_FLAKE_ROOT (as strata
+// flake and the launcher do): registrations land in the scratch root,
+// list reads it, the flag wins over the variable, and the system registry
+// stays empty. /usr/share and /var/lib are tmpfs in this test's mount
+// namespace, so a registration that went astray cannot reach the
+// machine's own.
+func TestFlakeCtlRootAndEnv(t *testing.T) {
+	if !privtest.InMountNS(t) {
+		return
+	}
+	for _, d := range []string{"/usr/share", "/var/lib"} {
+		if err := unix.Mount("tmpfs", d, "tmpfs", 0, "mode=0755"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byFlag, byEnv, src := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, f := range []string{"kernel", "rootfs"} {
+		os.WriteFile(filepath.Join(src, f), []byte(f), 0o644)
+	}
+	ctl := func(env []string, args ...string) result {
+		t.Helper()
+		return runBin(t, filepath.Join(filepath.Dir(strataBin), "flake-ctl"), env, args...)
+	}
+	for _, c := range []struct {
+		root string
+		env  []string
+		args []string
+	}{
+		{byFlag, nil, []string{"--root", byFlag}},
+		{byEnv, []string{"STRATA_FLAKE_ROOT=" + byEnv}, nil},
+	} {
+		app := "/usr/share/strata-t/" + filepath.Base(c.root)
+		pull := append(append([]string{}, c.args...), "firecracker", "pull", "--name", "vm1",
+			"--kernel", filepath.Join(src, "kernel"), "--rootfs", filepath.Join(src, "rootfs"))
+		if r := ctl(c.env, pull...); r.code != 0 {
+			t.Fatalf("%v: exit %d: %s", pull, r.code, r.stderr)
+		}
+		reg := append(append([]string{}, c.args...), "firecracker", "register", "--vm", "vm1", "--app", app)
+		if r := ctl(c.env, reg...); r.code != 0 {
+			t.Fatalf("%v: exit %d: %s", reg, r.code, r.stderr)
+		}
+		if _, err := os.Stat(filepath.Join(c.root, "usr/share/flakes", filepath.Base(app)+".yaml")); err != nil {
+			t.Errorf("%v: not in the scratch root: %v", reg, err)
+		}
+	}
+	// Each root is listed by flag and by variable; the flag wins.
+	for _, c := range []struct {
+		env       []string
+		args      []string
+		want, not string
+	}{
+		{nil, []string{"--root", byFlag}, filepath.Base(byFlag), filepath.Base(byEnv)},
+		{[]string{"STRATA_FLAKE_ROOT=" + byEnv}, nil, filepath.Base(byEnv), filepath.Base(byFlag)},
+		{[]string{"STRATA_FLAKE_ROOT=" + byEnv}, []string{"--root", byFlag}, filepath.Base(byFlag), filepath.Base(byEnv)},
+		{[]string{"STRATA_FLAKE_ROOT=" + byFlag}, nil, filepath.Base(byFlag), filepath.Base(byEnv)},
+	} {
+		args := append(append([]string{}, c.args...), "list", "--format", "csv")
+		r := ctl(c.env, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, c.want+",firecracker") || strings.Contains(r.stdout, c.not) {
+			t.Errorf("%v %v: exit %d, want %s and not %s: %q %s", c.env, args, r.code, c.want, c.not, r.stdout, r.stderr)
+		}
+	}
+	for _, d := range []string{"/usr/share", "/var/lib"} {
+		if ents, err := os.ReadDir(d); err != nil || len(ents) != 0 {
+			t.Errorf("the system registry was written: %s: %v %v", d, ents, err)
+		}
+	}
+	if r := ctl(nil, "--help"); !strings.Contains(r.stdout, "--root") {
+		t.Errorf("flake-ctl --help does not show --root:\n%s", r.stdout)
 	}
 }

@@ -150,6 +150,10 @@ func fleetDSN(data, database string) (string, error) {
 		return "", errors.New("pass either --data or --database, not both")
 	case database != "":
 		return database, nil
+	case strings.Contains(data, "://") || store.IsPostgres(data):
+		// Not a directory: joined with fleet.db it would become an SQLite
+		// database in a folder named after the URL.
+		return "", fmt.Errorf("--data %s: --data takes a directory for SQLite; pass a PostgreSQL URL with --database", store.RedactDSN(data))
 	case data != "":
 		return filepath.Join(data, "fleet.db"), nil
 	}
@@ -244,7 +248,7 @@ func newFleetPackageCommand(env *Env, o *fleetOpts) *cobra.Command {
 	f.StringVar(&url, "url", "", "codebase URL the file is served under")
 	f.StringVar(&file, "file", "", "the payload, for its size and hashes")
 	f.StringSliceVar(&extras, "extra", nil, "extension package delivered with this one: APP@VERSION or package id (repeatable)")
-	f.StringSliceVar(&blacklist, "blacklist", nil, "channel id this package must never be served on (repeatable)")
+	f.StringSliceVar(&blacklist, "blacklist", nil, "channel (name or id) this package must never be served on (repeatable)")
 	for _, n := range []string{"app", "version", "url", "file"} {
 		_ = create.MarkFlagRequired(n)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stratalinux/strata/internal/fleetweb"
+	"github.com/stratalinux/strata/internal/omaha"
 )
 
 func TestFleetCommands(t *testing.T) {
@@ -104,5 +106,71 @@ func TestFleetCommands(t *testing.T) {
 	_, errOut, code = runCLI(t, "fleet", "app", "list", "--server", hs.URL, "--token", "wrong")
 	if code == 0 || !strings.Contains(errOut, "invalid bearer token") {
 		t.Fatalf("bad token: %d %s", code, errOut)
+	}
+}
+
+// strata fleet pin as a user runs it: a channel created without --arch,
+// a node already granted the channel's version, pinned to an older one.
+func TestFleetPinOnDefaultChannel(t *testing.T) {
+	data := t.TempDir()
+	srv, err := fleetweb.New(fleetweb.Config{Database: filepath.Join(data, "fleet.db"), Refresh: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	out, errOut, code := runCLI(t, "fleet", "token", "create", "--data", data)
+	if code != 0 {
+		t.Fatalf("token create: %d %s", code, errOut)
+	}
+	tok := strings.TrimSpace(out)
+	fl := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := runCLI(t, append(append([]string{"fleet"}, args...), "--server", hs.URL, "--token", tok)...)
+		if code != 0 {
+			t.Fatalf("fleet %v: exit %d: %s", args, code, errOut)
+		}
+		return out
+	}
+	repo := t.TempDir()
+	var sums strings.Builder
+	for _, v := range []string{"1.0.0", "2.0.0"} {
+		name, body := "strata-os-"+v+"-x86-64.raw", "os "+v
+		if err := os.WriteFile(filepath.Join(repo, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.Sum256([]byte(body))
+		fmt.Fprintf(&sums, "%s *%s\n", hex.EncodeToString(h[:]), name)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "SHA256SUMS"), []byte(sums.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fl("import", "--repo", repo, "--url", "http://127.0.0.1/repo/", "--os", "strata-os")
+	fl("channel", "create", "stable", "--app", "strata-os", "--version", "2.0.0")
+	fl("group", "create", "prod", "--app", "strata-os", "--track", "stable", "--channel", "stable")
+	var apps []struct{ ID, Name string }
+	if err := json.Unmarshal([]byte(fl("app", "list", "--json")), &apps); err != nil || len(apps) != 1 {
+		t.Fatal(err, apps)
+	}
+	oc := &omaha.Client{URL: hs.URL + "/v1/update"}
+	check := func() string {
+		t.Helper()
+		resp, err := oc.Do(context.Background(), omaha.UpdateEngineRequest(apps[0].ID, "0.9.0", "stable", "m1", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uc := resp.Apps[0].UpdateCheck; uc.Status == "ok" {
+			return uc.Manifests[0].Version
+		}
+		return "noupdate"
+	}
+	if v := check(); v != "2.0.0" {
+		t.Fatalf("first check: %s", v)
+	}
+	fl("pin", "m1", "1.0.0", "--app", "strata-os")
+	time.Sleep(50 * time.Millisecond)
+	if v := check(); v != "1.0.0" {
+		t.Fatalf("check after strata fleet pin m1 1.0.0: %s, want 1.0.0", v)
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -36,6 +37,9 @@ Strata's own squashfs/erofs/ext4/GPT readers; nothing is mounted.`,
 			rep, err := inspect.Image(cmdContext(cmd), args[0], inspect.Options{Host: host, Arch: a, NoHash: noHash})
 			if err != nil {
 				return err
+			}
+			if base := strings.TrimSuffix(filepath.Base(args[0]), ".raw"); rep.Name != base {
+				noteBakedName(env, args[0], rep.Name)
 			}
 			if jsonOut {
 				enc := json.NewEncoder(env.Stdout)
@@ -72,7 +76,12 @@ func printReport(env *Env, r *inspect.Report) {
 		fmt.Fprintf(tw, "Units:\t%s\n", strings.Join(r.Files.Units, " "))
 	}
 	if r.ReleasePath == "" {
-		fmt.Fprintf(tw, "Release:\tnone (systemd will refuse this image)\n")
+		// check's words: a missing release is "none", an unreadable one "bad".
+		verdict := "bad image"
+		if r.ReleaseMissing {
+			verdict = "none"
+		}
+		fmt.Fprintf(tw, "Release:\t%s: %s\n", verdict, r.ReleaseError)
 	} else {
 		fmt.Fprintf(tw, "Release:\t%s\n", r.ReleasePath)
 		keys := make([]string, 0, len(r.Release))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/imagefile"
 	"github.com/stratalinux/strata/internal/lint"
@@ -39,7 +40,7 @@ Exit status 0: no errors (warnings allowed); 1: errors found.`,
 			if err != nil {
 				return fmt.Errorf("--max-size: %w", err)
 			}
-			findings, err := lintPath(cmdContext(cmd), args[0], lint.Options{Class: c, Name: name, MaxSize: limit})
+			findings, err := lintPath(cmdContext(cmd), env, args[0], lint.Options{Class: c, Name: name, MaxSize: limit})
 			if err != nil {
 				return err
 			}
@@ -68,7 +69,7 @@ Exit status 0: no errors (warnings allowed); 1: errors found.`,
 }
 
 // lintPath lints a directory or an image file (read without mounting).
-func lintPath(ctx context.Context, p string, opt lint.Options) (lint.Findings, error) {
+func lintPath(ctx context.Context, env *Env, p string, opt lint.Options) (lint.Findings, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, err
@@ -84,6 +85,9 @@ func lintPath(ctx context.Context, p string, opt lint.Options) (lint.Findings, e
 	opt.ImageSize = fi.Size()
 	if opt.Name == "" {
 		opt.Name = imageNameFor(fsys, opt.Class, p)
+		if base := strings.TrimSuffix(filepath.Base(p), ".raw"); opt.Name != "" && opt.Name != base {
+			noteBakedName(env, p, opt.Name)
+		}
 	}
 	findings, err := lint.Run(ctx, fsys, opt)
 	if err != nil {
@@ -93,20 +97,21 @@ func lintPath(ctx context.Context, p string, opt lint.Options) (lint.Findings, e
 }
 
 // imageNameFor picks the image name systemd would use: the file name
-// without .raw when the image has that extension-release, else the single
-// extension-release's name if the file name starts with it (the bakery's
-// NAME-VERSION-ARCH.raw, linked as NAME.raw).
+// without .raw when the image has that extension-release, else the name
+// strata bake gave it (NAME-VERSION-ARCH.raw carrying
+// extension-release.NAME, linked as NAME.raw; image.BakedName).
 func imageNameFor(fsys fs.FS, class imageclass.Class, file string) string {
 	base := strings.TrimSuffix(filepath.Base(file), ".raw")
 	if _, err := fs.Stat(fsys, class.ReleasePath(base)); err == nil {
 		return base
 	}
 	ents, _ := fs.ReadDir(fsys, class.ReleaseDir())
+	var names []string
 	for _, e := range ents {
-		n := strings.TrimPrefix(e.Name(), "extension-release.")
-		if n != e.Name() && strings.HasPrefix(base, n+"-") {
-			return n
+		if n, ok := strings.CutPrefix(e.Name(), "extension-release."); ok {
+			names = append(names, n)
 		}
 	}
-	return ""
+	n, _ := image.BakedName(base, names)
+	return n
 }

@@ -7,15 +7,15 @@ import (
 	"testing"
 )
 
-// slowWriter splits each write in two, so unsynchronised writers would
+// halvingWriter splits each write in two, so unsynchronised writers would
 // interleave their halves.
-type slowWriter struct {
+type halvingWriter struct {
 	mu  sync.Mutex
 	buf strings.Builder
 	raw []string
 }
 
-func (w *slowWriter) Write(p []byte) (int, error) {
+func (w *halvingWriter) Write(p []byte) (int, error) {
 	half := len(p) / 2
 	for _, part := range [][]byte{p[:half], p[half:]} {
 		w.mu.Lock()
@@ -26,7 +26,7 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 }
 
 func TestLineHandlerConcurrentLinesStayWhole(t *testing.T) {
-	w := &slowWriter{}
+	w := &halvingWriter{}
 	base := slog.New(newLineHandler(w, slog.LevelInfo))
 	var wg sync.WaitGroup
 	for g := range 8 {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/stratalinux/strata/internal/fleet/store"
 	"github.com/stratalinux/strata/internal/fleetweb"
 	"github.com/stratalinux/strata/internal/pgpsign"
 	"github.com/stratalinux/strata/internal/repo"
@@ -185,7 +185,10 @@ the fleet server beside it: the Omaha endpoint /v1/update, the admin API
 						mux.Handle(p+"/", fs)
 					}
 				}
-				what = append(what, "fleet server ("+redactDSN(dsn)+")")
+				if dir == "" {
+					mux.Handle("/{$}", fs) // redirects to the dashboard
+				}
+				what = append(what, "fleet server ("+store.RedactDSN(dsn)+")")
 			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
@@ -231,15 +234,4 @@ the fleet server beside it: the Omaha endpoint /v1/update, the admin API
 	cmd.Flags().StringVar(&cert, "tls-cert", "", "TLS certificate (PEM) to serve HTTPS")
 	cmd.Flags().StringVar(&key, "tls-key", "", "TLS private key (PEM)")
 	return cmd
-}
-
-// redactDSN hides a password in a database URL for logging.
-func redactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
-		}
-	}
-	return dsn
 }

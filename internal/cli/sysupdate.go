@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -262,39 +265,21 @@ func newProgressBar(w io.Writer, name string) func(done, total int64) {
 	}
 }
 
+// flagGlyph is systemd's update_set_flags_to_glyph().
 func flagGlyph(u sysupdate.UpdateSet) string {
 	switch {
-	case u.Current:
+	case u.Flags == 0 || u.Has(sysupdate.Obsolete):
+		return "×"
+	case u.Flags&(sysupdate.Partial|sysupdate.Pending) != 0:
+		return "⤓"
+	case u.Has(sysupdate.Installed | sysupdate.Newest):
 		return "●"
-	case u.Has(sysupdate.Newest) && u.Has(sysupdate.Available):
-		return "⤒"
-	case u.Has(sysupdate.Installed):
+	case u.Has(sysupdate.Installed | sysupdate.Protected):
 		return "○"
+	case u.Has(sysupdate.Available|sysupdate.Newest) && !u.Has(sysupdate.Installed):
+		return "↻"
 	}
 	return " "
-}
-
-type setJSON struct {
-	Version    string `json:"version"`
-	Assessment string `json:"assessment"`
-	Installed  bool   `json:"installed"`
-	Available  bool   `json:"available"`
-	Newest     bool   `json:"newest"`
-	Current    bool   `json:"current"`
-	Partial    bool   `json:"partial"`
-	Pending    bool   `json:"pending"`
-	Obsolete   bool   `json:"obsolete"`
-	Protected  bool   `json:"protected"`
-	Incomplete bool   `json:"incomplete"`
-}
-
-func toSetJSON(u sysupdate.UpdateSet) setJSON {
-	return setJSON{
-		Version: u.Version, Assessment: u.Assessment(), Current: u.Current,
-		Installed: u.Has(sysupdate.Installed), Available: u.Has(sysupdate.Available), Newest: u.Has(sysupdate.Newest),
-		Partial: u.Has(sysupdate.Partial), Pending: u.Has(sysupdate.Pending), Obsolete: u.Has(sysupdate.Obsolete),
-		Protected: u.Has(sysupdate.Protected), Incomplete: u.Has(sysupdate.Incomplete),
-	}
 }
 
 func yesNo(b bool) string {
@@ -302,6 +287,130 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// jsonObject keeps its keys in order, as systemd's JSON objects do.
+type jsonObject []jsonField
+
+type jsonField struct {
+	key string
+	val any
+}
+
+func (o jsonObject) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, f := range o {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := json.Marshal(f.key)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(f.val)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// changelogURLs expands @v in every transfer's ChangeLog=, without
+// duplicates.
+func changelogURLs(states []sysupdate.TransferState, v string) []string {
+	out := []string{}
+	for _, st := range states {
+		for _, c := range st.T.ChangeLog {
+			if u := strings.ReplaceAll(c, "@v", v); !slices.Contains(out, u) {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+// contentColumns are systemd's "list VERSION" columns (the partition ones
+// never apply: partition targets are refused); a column no instance has
+// data for is hidden, in the table and in JSON.
+var contentColumns = []string{"type", "path", "mtime", "mode", "size", "tries-done", "tries-left", "noauto", "ro", "growfs", "sha256"}
+
+func contentRows(cs []sysupdate.Content) (cols []string, rows [][]any) {
+	opt := func(p any) any {
+		switch v := p.(type) {
+		case *uint64:
+			if v != nil {
+				return *v
+			}
+		case *uint32:
+			if v != nil {
+				return *v
+			}
+		case *bool:
+			if v != nil {
+				return *v
+			}
+		case string:
+			if v != "" {
+				return v
+			}
+		}
+		return nil
+	}
+	all := make([][]any, 0, len(cs))
+	for _, c := range cs {
+		all = append(all, []any{string(c.Type), c.Path, opt(c.Mtime), opt(c.Mode), opt(c.Size), opt(c.TriesDone), opt(c.TriesLeft), opt(c.NoAuto), opt(c.ReadOnly), opt(c.GrowFS), opt(c.SHA256)})
+	}
+	has := func(k ...int) bool {
+		for _, r := range all {
+			for _, i := range k {
+				if r[i] != nil {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	// Columns that are shown or hidden together, as systemd groups them.
+	groups := [][]int{{0}, {1}, {2, 3}, {4}, {5, 6}, {7}, {8}, {9}, {10}}
+	var keep []int
+	for _, g := range groups {
+		if g[0] <= 1 || has(g...) {
+			keep = append(keep, g...)
+		}
+	}
+	for _, i := range keep {
+		cols = append(cols, contentColumns[i])
+	}
+	for _, r := range all {
+		row := make([]any, 0, len(keep))
+		for _, i := range keep {
+			row = append(row, r[i])
+		}
+		rows = append(rows, row)
+	}
+	return cols, rows
+}
+
+func cellText(col string, v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "-"
+	case uint64:
+		if col == "mtime" {
+			return time.UnixMicro(int64(x)).Format("Mon 2006-01-02 15:04:05 MST")
+		}
+		return fmt.Sprint(x)
+	case uint32:
+		return fmt.Sprintf("%04o", x)
+	case bool:
+		return yesNo(x)
+	}
+	return fmt.Sprint(v)
 }
 
 func sysupdateList(cmd *cobra.Command, env *Env, f *sysupdateFlags, want string) error {
@@ -315,59 +424,32 @@ func sysupdateList(cmd *cobra.Command, env *Env, f *sysupdateFlags, want string)
 	}
 	jm := f.jsonMode()
 	if want != "" {
-		set, ok := sysupdate.Find(sets, want)
-		if !ok {
-			return fmt.Errorf("update '%s' not found", want)
-		}
-		type content struct {
-			Transfer string `json:"transfer"`
-			Type     string `json:"type"`
-			Path     string `json:"path"`
-			State    string `json:"state"`
-			Size     int64  `json:"size,omitempty"`
-			SHA256   string `json:"sha256,omitempty"`
-		}
-		var cs []content
-		for _, st := range states {
-			for _, i := range st.Target {
-				if i.Version == want {
-					cs = append(cs, content{st.T.ID, string(st.T.Target.Type), i.Path, stateName(i.State), i.Size, ""})
-				}
-			}
-			for _, i := range st.Source {
-				if i.Version == want {
-					cs = append(cs, content{st.T.ID, string(st.T.Source.Type), i.Path, "available", 0, i.SHA256})
-				}
-			}
-		}
-		if jm != "" {
-			return writeJSON(env.Stdout, jm, struct {
-				setJSON
-				Contents []content `json:"contents"`
-			}{toSetJSON(set), cs})
-		}
-		fmt.Fprintf(env.Stdout, "  Version: %s\n    State: %s\nInstalled: %s\nAvailable: %s\nProtected: %s\n Obsolete: %s\n\n",
-			set.Version, set.Assessment(), yesNo(set.Has(sysupdate.Installed)), yesNo(set.Has(sysupdate.Available)),
-			yesNo(set.Has(sysupdate.Protected)), yesNo(set.Has(sysupdate.Obsolete)))
-		t := newTable("transfer", "type", "state", "path", "sha256")
-		for _, c := range cs {
-			t.row(c.Transfer, c.Type, c.State, c.Path, c.SHA256)
-		}
-		return t.write(env.Stdout, !f.noLegend)
+		return sysupdateShowVersion(env, f, sets, states, want)
 	}
 	if jm != "" {
-		out := struct {
-			Current *string   `json:"current"`
-			All     []setJSON `json:"all"`
-		}{All: []setJSON{}}
+		// systemd's shape: the newest installed version (under
+		// "current+pending" while it is pending), every version newest
+		// first, and the transfers' AppStream= URLs.
+		key, current := "current", (*string)(nil)
+		all, appstream := []string{}, []string{}
 		for _, u := range sets {
-			if u.Current {
+			if u.Has(sysupdate.Installed | sysupdate.Newest) {
 				v := u.Version
-				out.Current = &v
+				current = &v
+				if u.Has(sysupdate.Pending) {
+					key = "current+pending"
+				}
 			}
-			out.All = append(out.All, toSetJSON(u))
+			all = append(all, u.Version)
 		}
-		return writeJSON(env.Stdout, jm, out)
+		for _, st := range states {
+			for _, a := range st.T.AppStream {
+				if !slices.Contains(appstream, a) {
+					appstream = append(appstream, a)
+				}
+			}
+		}
+		return writeJSON(env.Stdout, jm, jsonObject{{key, current}, {"all", all}, {"appstreamUrls", appstream}})
 	}
 	if len(sets) == 0 {
 		env.Log.Info("No updates available.")
@@ -387,14 +469,57 @@ func sysupdateList(cmd *cobra.Command, env *Env, f *sysupdateFlags, want string)
 	return t.write(env.Stdout, !f.noLegend)
 }
 
-func stateName(s sysupdate.State) string {
-	switch s {
-	case sysupdate.PartialState:
-		return "partial"
-	case sysupdate.PendingState:
-		return "pending"
+// sysupdateShowVersion is "list VERSION": systemd's detail object.
+func sysupdateShowVersion(env *Env, f *sysupdateFlags, sets []sysupdate.UpdateSet, states []sysupdate.TransferState, want string) error {
+	set, ok := sysupdate.Find(sets, want)
+	if !ok {
+		return fmt.Errorf("update '%s' not found", want)
 	}
-	return "installed"
+	cols, rows := contentRows(sysupdate.Contents(states, set))
+	changelog := changelogURLs(states, want)
+	if jm := f.jsonMode(); jm != "" {
+		contents := []jsonObject{}
+		for _, r := range rows {
+			o := make(jsonObject, 0, len(cols))
+			for i, c := range cols {
+				o = append(o, jsonField{c, r[i]})
+			}
+			contents = append(contents, o)
+		}
+		h := set.Has
+		return writeJSON(env.Stdout, jm, jsonObject{
+			{"version", set.Version}, {"newest", h(sysupdate.Newest)}, {"available", h(sysupdate.Available)},
+			{"installed", h(sysupdate.Installed)}, {"partial", h(sysupdate.Partial)}, {"pending", h(sysupdate.Pending)},
+			{"obsolete", h(sysupdate.Obsolete)}, {"protected", h(sysupdate.Protected)}, {"incomplete", h(sysupdate.Incomplete)},
+			{"changelogUrls", changelog}, {"contents", contents},
+		})
+	}
+	note := func(cond bool, s string) string {
+		if cond {
+			return s
+		}
+		return ""
+	}
+	h := set.Has
+	fmt.Fprintf(env.Stdout, "%s Version: %s\n    State: %s\nInstalled: %s%s%s%s%s\nAvailable: %s%s\nProtected: %s\n Obsolete: %s\n",
+		flagGlyph(set), set.Version, set.Assessment(),
+		yesNo(h(sysupdate.Installed)), note(h(sysupdate.Installed|sysupdate.Newest), " (newest)"), note(h(sysupdate.Incomplete), " (incomplete)"),
+		note(h(sysupdate.Installed|sysupdate.Pending), " (pending)"), note(h(sysupdate.Installed|sysupdate.Partial), " (partial)"),
+		yesNo(h(sysupdate.Available)), note(h(sysupdate.Available|sysupdate.Newest) && !h(sysupdate.Installed), " (newest)"),
+		yesNo(h(sysupdate.Installed|sysupdate.Protected)), yesNo(h(sysupdate.Obsolete)))
+	for _, u := range changelog {
+		fmt.Fprintf(env.Stdout, "ChangeLog: %s\n", u)
+	}
+	fmt.Fprintln(env.Stdout)
+	t := newTable(cols...)
+	for _, r := range rows {
+		cells := make([]string, len(r))
+		for i, v := range r {
+			cells[i] = cellText(cols[i], v)
+		}
+		t.row(cells...)
+	}
+	return t.write(env.Stdout, !f.noLegend)
 }
 
 func sysupdateFeatures(cmd *cobra.Command, env *Env, f *sysupdateFlags, args []string) error {
@@ -413,12 +538,9 @@ func sysupdateFeatures(cmd *cobra.Command, env *Env, f *sysupdateFlags, args []s
 		defs = &sysupdate.Definitions{}
 	}
 	type featJSON struct {
-		Name          string   `json:"name"`
-		Enabled       bool     `json:"enabled"`
-		Description   string   `json:"description"`
-		Documentation string   `json:"documentationUrl,omitempty"`
-		AppStream     string   `json:"appstreamUrl,omitempty"`
-		Transfers     []string `json:"transfers"`
+		Name, Description, Documentation, AppStream string
+		Enabled                                     bool
+		Transfers                                   []string
 	}
 	var all []featJSON
 	for _, ft := range defs.Features {
@@ -440,7 +562,18 @@ func sysupdateFeatures(cmd *cobra.Command, env *Env, f *sysupdateFlags, args []s
 				continue
 			}
 			if jm != "" {
-				return writeJSON(env.Stdout, jm, fj)
+				// systemd's vertical table as JSON: field names mangled
+				// ("AppStream" → "appStream"), empty fields left out.
+				o := jsonObject{{"name", fj.Name}, {"enabled", fj.Enabled}}
+				for _, kv := range []jsonField{{"description", fj.Description}, {"documentation", fj.Documentation}, {"appStream", fj.AppStream}} {
+					if kv.val != "" {
+						o = append(o, kv)
+					}
+				}
+				if len(fj.Transfers) > 0 {
+					o = append(o, jsonField{"transfers", fj.Transfers})
+				}
+				return writeJSON(env.Stdout, jm, o)
 			}
 			fmt.Fprintf(env.Stdout, "         Name: %s\n      Enabled: %s\n  Description: %s\nDocumentation: %s\n    AppStream: %s\n    Transfers: %s\n",
 				fj.Name, yesNo(fj.Enabled), fj.Description, fj.Documentation, fj.AppStream, strings.Join(fj.Transfers, " "))
@@ -588,7 +721,16 @@ func sysupdateVacuum(cmd *cobra.Command, env *Env, f *sysupdateFlags) error {
 	if jm := f.jsonMode(); jm != "" {
 		return writeJSON(env.Stdout, jm, res)
 	}
-	env.Log.Info(fmt.Sprintf("Removed %d instances.", res.Removed))
+	switch {
+	case res.Removed > 0 && res.DisabledTransfers > 0:
+		env.Log.Info(fmt.Sprintf("Removed %d instances, and %d disabled transfers.", res.Removed, res.DisabledTransfers))
+	case res.Removed > 0:
+		env.Log.Info(fmt.Sprintf("Removed %d instances.", res.Removed))
+	case res.DisabledTransfers > 0:
+		env.Log.Info(fmt.Sprintf("Removed %d disabled transfers.", res.DisabledTransfers))
+	default:
+		env.Log.Info("Found nothing to remove.")
+	}
 	return nil
 }
 

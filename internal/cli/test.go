@@ -128,6 +128,14 @@ func mergeExec(env *Env, f *testFlags, imagePath string, argv []string) error {
 	if err != nil {
 		return fmt.Errorf("test %s: %w", imagePath, err)
 	}
+	for _, c := range []imageclass.Class{imageclass.Sysext, imageclass.Confext} {
+		if f.class == "" || f.class == c.String() {
+			var ok bool
+			if img, ok = bakedName(env, img, c); ok {
+				break
+			}
+		}
+	}
 	class, err := testClass(f.class, img)
 	if err != nil {
 		return err
@@ -184,4 +192,20 @@ func testClass(flag string, img image.Image) (imageclass.Class, error) {
 		}
 	}
 	return imageclass.Sysext, nil
+}
+
+// bakedName names an image given explicitly after its extension-release
+// when its file is named as strata bake names it (hello-1.0-x86-64.raw
+// carrying extension-release.hello), and says so: systemd-sysext would
+// want the file named hello.raw, and merge keeps to that.
+func bakedName(env *Env, img image.Image, c imageclass.Class) (image.Image, bool) {
+	n, ok := merge.BakedName(img, c, sdparse.NativeArchitecture())
+	if ok {
+		noteBakedName(env, img.Path, n.Name)
+	}
+	return n, ok
+}
+
+func noteBakedName(env *Env, file, name string) {
+	fmt.Fprintf(env.Stderr, "%s: extension name '%s' taken from its extension-release.%s\n", filepath.Base(file), name, name)
 }

@@ -110,21 +110,28 @@ func (c *Config) Package(id string) *Package { return c.packages[id] }
 // Floors returns the channel's floors, ascending.
 func (c *Config) Floors(channelID string) []*Package { return c.floors[channelID] }
 
-// Target resolves what a group's instance should run: its pinned version
-// if that package exists, else the channel's package.
-func (c *Config) Target(g *Group, pinned string) (*Channel, *Package) {
+// Target resolves the channel a group follows and the channel's package.
+func (c *Config) Target(g *Group) (*Channel, *Package) {
 	ch := c.channels[g.ChannelID]
 	if ch == nil {
 		return nil, nil
 	}
-	if pinned != "" {
-		arch := ch.Arch
-		if p := c.byVersion[versionKey{g.AppID, arch, pinned}]; p != nil {
-			return ch, p
-		}
-		if p := c.byVersion[versionKey{g.AppID, "", pinned}]; p != nil {
-			return ch, p
+	return ch, c.packages[ch.PackageID]
+}
+
+// Pin resolves the package an instance is pinned to: the version for the
+// node's architecture, else for the channel's, else one for any
+// architecture; nil when the app has no such package. A channel without
+// an architecture (the default) does not make pins fail.
+func (c *Config) Pin(appID, version, arch string, ch *Channel) *Package {
+	archs := []string{arch}
+	if ch != nil && ch.Arch != "" {
+		archs = append(archs, ch.Arch)
+	}
+	for _, a := range append(archs, "") {
+		if p := c.byVersion[versionKey{appID, a, version}]; p != nil {
+			return p
 		}
 	}
-	return ch, c.packages[ch.PackageID]
+	return nil
 }

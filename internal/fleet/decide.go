@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"slices"
 	"time"
 
 	"github.com/stratalinux/strata/internal/version"
@@ -132,7 +133,12 @@ type CheckInput struct {
 	// Target is the channel's package (or the pinned version's).
 	Target *Package
 	// Floors are the channel's floor packages, ascending by version.
-	Floors  []*Package
+	Floors []*Package
+	// Pinned marks Target as the instance's pin: an administrator chose
+	// this machine and version, so only "updates disabled" and "paused"
+	// hold it back, not the channel rollout's window, percentage, canary
+	// or limits.
+	Pinned  bool
 	Rollout Rollout
 }
 
@@ -153,6 +159,9 @@ func Decide(in CheckInput) Decision {
 			return Decision{Reason: "granted version already installed"}
 		}
 		if p := stepTo(inst.GrantedVersion, in.Target, in.Floors); p != nil {
+			if blacklisted(p, in.Channel.ID) {
+				return Decision{Reason: "package blacklisted on this channel"}
+			}
 			return Decision{Verdict: Regrant, Package: p}
 		}
 		return Decision{Reason: "granted version no longer available"}
@@ -163,6 +172,16 @@ func Decide(in CheckInput) Decision {
 	next := nextStep(inst.Version, in.Target, in.Floors)
 	if blacklisted(next, in.Channel.ID) {
 		return Decision{Reason: "package blacklisted on this channel"}
+	}
+	if in.Pinned {
+		p := in.Group.Policy
+		switch {
+		case !p.UpdatesEnabled:
+			return Decision{Reason: string(RefuseDisabled), Throttled: true, Refusal: RefuseDisabled}
+		case p.Paused:
+			return Decision{Reason: string(RefusePaused), Throttled: true, Refusal: RefusePaused}
+		}
+		return Decision{Verdict: Grant, Package: next}
 	}
 	r := in.Rollout.Roll(in.Now, in.Target.Version, in.Group.Policy)
 	if refusal, _ := Admit(in.Group.Policy, r, inst.MachineID, in.Target.Version, in.Now); refusal != "" {
@@ -203,11 +222,9 @@ func stepTo(v string, target *Package, floors []*Package) *Package {
 	return nil
 }
 
-func blacklisted(p *Package, channelID string) bool {
-	for _, c := range p.Blacklist {
-		if c == channelID {
-			return true
-		}
-	}
-	return false
+func blacklisted(p *Package, channelID string) bool { return p.BlacklistedOn(channelID) }
+
+// BlacklistedOn reports whether p must never be served on the channel.
+func (p *Package) BlacklistedOn(channelID string) bool {
+	return slices.Contains(p.Blacklist, channelID)
 }

@@ -32,15 +32,7 @@ func TestDecide(t *testing.T) {
 	none := open
 	none.Percent = 0
 
-	cases := []struct {
-		name    string
-		p       Policy
-		inst    Instance
-		r       Rollout
-		verdict Verdict
-		version string
-		reason  string
-	}{
+	cases := []decideCase{
 		{"floor first", open, Instance{Version: "1.0.0"}, Rollout{}, Grant, "2.0.0", ""},
 		{"after floor", open, Instance{Version: "2.0.0"}, Rollout{}, Grant, "3.0.0", ""},
 		{"up to date", open, Instance{Version: "3.0.0"}, Rollout{}, NoUpdate, "", "already at the channel's version"},
@@ -59,6 +51,29 @@ func TestDecide(t *testing.T) {
 	}
 	for _, c := range cases {
 		d := Decide(input(c.p, c.inst, c.r))
+		c.check(t, d)
+	}
+	// A grant of a step that is blacklisted on the channel is not repeated.
+	in := input(open, Instance{Version: "1.0.0", Status: StatusGranted, InProgress: true, GrantedVersion: "2.0.0"}, Rollout{})
+	in.Floors[0].Blacklist = []string{"c"}
+	if d := Decide(in); d.Verdict != NoUpdate || d.Reason != "package blacklisted on this channel" {
+		t.Errorf("regrant of a blacklisted floor: %+v", d)
+	}
+}
+
+type decideCase struct {
+	name    string
+	p       Policy
+	inst    Instance
+	r       Rollout
+	verdict Verdict
+	version string
+	reason  string
+}
+
+func (c decideCase) check(t *testing.T, d Decision) {
+	t.Helper()
+	{
 		got := ""
 		if d.Package != nil {
 			got = d.Package.Version
@@ -172,5 +187,28 @@ func TestRollAndApply(t *testing.T) {
 	r = r.Apply(Delta{InProgress: -1, Succeeded: 1, Version: "2.0.0"})
 	if r.Succeeded != 0 || r.InProgress != 1 {
 		t.Fatalf("old version's success counted: %+v", r)
+	}
+}
+
+func TestSettleCountsForGrantingGroup(t *testing.T) {
+	a := &Group{ID: "a", Policy: DefaultPolicy()}
+	b := &Group{ID: "b", Policy: DefaultPolicy()}
+	target := &Package{ID: "p3", Version: "3.0.0"}
+	inst := GrantTo(Instance{MachineID: "m", GroupID: "b", Version: "2.0.0", LastCheck: now}, "3.0.0", now)
+	inst.GrantedGroup = "a"
+	inst.Status = StatusInstalled
+	done := &omaha.Event{Type: 3, Result: 2, PreviousVersion: "2.0.0", HasPrevious: true}
+	in := CheckRequest{Now: now, App: &App{ID: "os"}, Group: b, Channel: &Channel{ID: "c"}, Target: target,
+		Report: Report{MachineID: "m", Version: "3.0.0"}, Events: []*omaha.Event{done}, UpdateCheck: true}
+	if !SettleNeeded(in, inst, true) {
+		t.Fatal("a completion under another track was not settled with the granting group")
+	}
+	out := Settle(in, a, "3.0.0", inst, Rollout{GroupID: "a", Target: "3.0.0", InProgress: 1, Granted: 1})
+	if out.Rollout.InProgress != 0 || out.Rollout.Succeeded != 1 || out.Instance.Status != StatusComplete || out.Instance.GroupID != "b" {
+		t.Fatalf("settle: %+v %+v", out.Rollout, out.Instance)
+	}
+	in.Group = a
+	if SettleNeeded(in, inst, true) {
+		t.Fatal("settled a request of the granting group itself")
 	}
 }

@@ -134,6 +134,9 @@ type Instance struct {
 	GrantedVersion string    `json:"granted_version,omitempty"`
 	GrantedAt      time.Time `json:"granted_at,omitzero"`
 	InProgress     bool      `json:"in_progress"`
+	// GrantedGroup is the group whose counters the grant occupies; the
+	// node may report another track before it finishes.
+	GrantedGroup string `json:"granted_group,omitempty"`
 	// Pinned holds the instance on one version whatever the channel says.
 	Pinned  string    `json:"pinned,omitempty"`
 	Created time.Time `json:"created"`

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/stratalinux/strata/internal/repo"
-	"github.com/stratalinux/strata/internal/version"
 )
 
 // RepoFile is one image of a `strata publish` repository, named
@@ -30,7 +29,7 @@ var repoArch = map[string]string{"x86-64": "amd64", "arm64": "arm64", "x86": "x8
 // architectures Omaha clients do not name.
 func ParseRepoName(file string) (RepoFile, bool) {
 	n, err := repo.ParseImageName(file)
-	if err != nil || !version.IsValid(n.Version) || repoArch[n.Arch] == "" {
+	if err != nil || !ValidVersion(n.Version) || repoArch[n.Arch] == "" {
 		return RepoFile{}, false
 	}
 	return RepoFile{File: file, Name: n.Name, Version: n.Version, Arch: repoArch[n.Arch]}, true

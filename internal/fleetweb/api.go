@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stratalinux/strata/internal/fleet"
 	"github.com/stratalinux/strata/internal/fleet/store"
-	"github.com/stratalinux/strata/internal/version"
 )
 
 // NewToken makes an admin token and the hash the store keeps of it.
@@ -136,7 +136,13 @@ func readJSON(r *http.Request, v any) error {
 
 // app resolves {app}: id, product id or name.
 func (s *Server) app(r *http.Request) (*fleet.App, error) {
-	key := strings.ToLower(strings.Trim(r.PathValue("app"), "{}"))
+	return s.appByKey(r, r.PathValue("app"))
+}
+
+// appByKey resolves an app id (braced or not, any case), product id or
+// name.
+func (s *Server) appByKey(r *http.Request, name string) (*fleet.App, error) {
+	key := strings.ToLower(strings.Trim(name, "{}"))
 	conf, err := s.config(r.Context())
 	if err != nil {
 		return nil, err
@@ -153,11 +159,38 @@ func (s *Server) app(r *http.Request) (*fleet.App, error) {
 			return a, nil
 		}
 	}
-	return nil, errf(http.StatusNotFound, "application %q not found", r.PathValue("app"))
+	return nil, errf(http.StatusNotFound, "application %q not found", name)
 }
 
 func (s *Server) group(r *http.Request, a *fleet.App) (*fleet.Group, error) {
-	key := r.PathValue("group")
+	return s.groupByKey(r, a, r.PathValue("group"))
+}
+
+// groupByKey resolves a group id or name; a is nil for every app (a
+// name must then be unique).
+func (s *Server) groupByKey(r *http.Request, a *fleet.App, key string) (*fleet.Group, error) {
+	if a == nil {
+		groups, err := s.st.ListGroups(r.Context(), "")
+		if err != nil {
+			return nil, err
+		}
+		var found *fleet.Group
+		for _, g := range groups {
+			if g.ID == key {
+				return g, nil
+			}
+			if g.Name == key {
+				if found != nil {
+					return nil, errf(400, "group %q exists in several applications; pass app too", key)
+				}
+				found = g
+			}
+		}
+		if found == nil {
+			return nil, errf(http.StatusNotFound, "group %q not found", key)
+		}
+		return found, nil
+	}
 	groups, err := s.st.ListGroups(r.Context(), a.ID)
 	if err != nil {
 		return nil, err
@@ -244,6 +277,19 @@ func (s *Server) apiCreatePackage(w http.ResponseWriter, r *http.Request) error 
 			return errf(400, "extra package %s does not exist", x)
 		}
 	}
+	// Blacklist entries may name a channel or give its id; stored are ids,
+	// which is what promotion and every check compare against.
+	for i, key := range p.Blacklist {
+		c, err := s.channel(r, a, key)
+		if err != nil {
+			var he *httpError
+			if errors.As(err, &he) {
+				return errf(400, "blacklist: no channel %q in %s", key, a.Name)
+			}
+			return err
+		}
+		p.Blacklist[i] = c.ID
+	}
 	if err := s.st.CreatePackage(r.Context(), &p); err != nil {
 		return err
 	}
@@ -253,8 +299,8 @@ func (s *Server) apiCreatePackage(w http.ResponseWriter, r *http.Request) error 
 
 func validatePackage(p *fleet.Package) error {
 	switch {
-	case !version.IsValid(p.Version):
-		return errf(400, "package version %q is not a valid version", p.Version)
+	case !fleet.ValidVersion(p.Version):
+		return errf(400, "package version %q is not a version (want digits first, e.g. 1.2.3)", p.Version)
 	case p.URL == "" || !(strings.HasPrefix(p.URL, "http://") || strings.HasPrefix(p.URL, "https://")):
 		return errf(400, "package url %q must be an http(s) codebase", p.URL)
 	case p.Filename == "" || strings.ContainsAny(p.Filename, "/\\") || p.Filename == ".." || p.Filename == ".":
@@ -348,12 +394,8 @@ func (s *Server) apiUpdateChannel(w http.ResponseWriter, r *http.Request) error 
 		if err != nil {
 			return err
 		}
-		if p := conf.Package(pid); p != nil {
-			for _, bl := range p.Blacklist {
-				if bl == c.ID {
-					return errf(409, "package %s is blacklisted on channel %s", p.Version, c.Name)
-				}
-			}
+		if p := conf.Package(pid); p != nil && p.BlacklistedOn(c.ID) {
+			return errf(409, "package %s is blacklisted on channel %s", p.Version, c.Name)
 		}
 		old := c.PackageID
 		c.PackageID = pid
@@ -363,6 +405,19 @@ func (s *Server) apiUpdateChannel(w http.ResponseWriter, r *http.Request) error 
 		}
 	}
 	if b.Floors != nil {
+		conf, err := s.config(r.Context())
+		if err != nil {
+			return err
+		}
+		for _, f := range b.Floors {
+			p := conf.Package(f)
+			switch {
+			case p == nil || p.AppID != a.ID:
+				return errf(400, "floor %s is not a package of %s", f, a.Name)
+			case p.BlacklistedOn(c.ID):
+				return errf(409, "package %s is blacklisted on channel %s and cannot be its floor", p.Version, c.Name)
+			}
+		}
 		c.Floors = b.Floors
 	}
 	if b.Name != "" {
@@ -451,7 +506,7 @@ func (s *Server) groupView(r *http.Request, g *fleet.Group) (*groupView, error) 
 		return nil, err
 	}
 	if conf, err := s.config(ctx); err == nil {
-		if _, t := conf.Target(g, ""); t != nil {
+		if _, t := conf.Target(g); t != nil {
 			v.Target = t.Version
 		}
 	}
@@ -620,8 +675,19 @@ func (s *Server) apiPin(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
-	if b.Version != "" && !version.IsValid(b.Version) {
-		return errf(400, "version %q is not valid", b.Version)
+	if b.Version != "" && !fleet.ValidVersion(b.Version) {
+		return errf(400, "version %q is not a version (want digits first, e.g. 1.2.3)", b.Version)
+	}
+	if b.Version != "" {
+		// A pin to a version with no package would be ignored at check
+		// time; say so now.
+		ps, err := s.st.ListPackages(r.Context(), a.ID)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(ps, func(p *fleet.Package) bool { return p.Version == b.Version }) {
+			return errf(404, "no package %s of %s to pin to (create it first: strata fleet package create)", b.Version, a.Name)
+		}
 	}
 	if err := s.st.SetPinned(r.Context(), a.ID, r.PathValue("machine"), b.Version); err != nil {
 		return err
@@ -631,7 +697,24 @@ func (s *Server) apiPin(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) apiActivity(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := store.ActivityFilter{AppID: q.Get("app"), GroupID: q.Get("group")}
+	// app and group are resolved like the path's {app} and {group}: id,
+	// product id or name.
+	var f store.ActivityFilter
+	var a *fleet.App
+	if key := q.Get("app"); key != "" {
+		var err error
+		if a, err = s.appByKey(r, key); err != nil {
+			return err
+		}
+		f.AppID = a.ID
+	}
+	if key := q.Get("group"); key != "" {
+		g, err := s.groupByKey(r, a, key)
+		if err != nil {
+			return err
+		}
+		f.GroupID = g.ID
+	}
 	if b := q.Get("before"); b != "" {
 		n, err := strconv.ParseInt(b, 10, 64)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,11 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	base := h.http.URL
 	shot("apps", base+"/ui/", "table", contains("strata-os", "docker"))
+	// The server's bare address leads to the dashboard.
+	shot("root", base+"/", "table", contains("strata-os", "docker"))
+	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || loc != base+"/ui/" {
+		t.Errorf("opening %s/ ended on %q (%v), want %s/ui/", base, loc, err, base)
+	}
 	shot("group", base+"/ui/apps/strata-os/groups/prod", "svg.chart", contains("Versions", "Status", "Rollout of 2.0.0"))
 	// The charts drew bars: count the SVG rects in the browser's DOM.
 	rects, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("svg.chart rect").length`))
@@ -157,4 +163,32 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	shot("instance", base+"/ui/apps/strata-os/instances/0000000000000000000000000000012b", "#timeline", contains("update failed", "RollbackError"))
 	shot("activity", base+"/ui/activity", "table", contains("rollout of 2.0.0 started"))
+}
+
+// The rollout legend and the counter line under it give the same failed
+// count, also once the failed node has checked in again and left the
+// error status.
+func TestGroupLegendAgreesWithCounters(t *testing.T) {
+	h := newHarness(t, "")
+	h.setup(t, fleet.DefaultPolicy())
+	h.check(t, "m1", "1.0.0", "")
+	h.event(t, "m1", "1.0.0", omaha.Event{Type: 3, Result: 0, ErrorCode: "268435477"})
+	h.check(t, "m1", "1.0.0", "") // granted again: no longer in error
+	h.check(t, "m2", "1.0.0", "")
+	page := get(t, h.http.URL+"/ui/apps/strata-os/groups/prod")
+	legend := regexp.MustCompile(`<p class="legend">.*?</p>`).FindString(page)
+	counters := regexp.MustCompile(`<p class="counters">.*?</p>`).FindString(page)
+	count := func(s, word string) string {
+		m := regexp.MustCompile(`\b` + word + ` (\d+)`).FindStringSubmatch(s)
+		if m == nil {
+			t.Fatalf("no %q in %q", word, s)
+		}
+		return m[1]
+	}
+	if l, c := count(legend, "failed"), count(counters, "failed"); l != c || c != "1" {
+		t.Errorf("legend says failed %s, counters failed %s (want 1 and 1)\n%s\n%s", l, c, legend, counters)
+	}
+	if l, c := count(legend, "updating"), count(counters, "in progress"); l != c || c != "2" {
+		t.Errorf("legend says updating %s, counters in progress %s (want 2 and 2)", l, c)
+	}
 }

@@ -377,3 +377,241 @@ func TestPinHoldsInstance(t *testing.T) {
 		t.Fatalf("unpinned node: %+v", a.UpdateCheck)
 	}
 }
+
+// A browser pointed at the server's address lands on the dashboard.
+func TestRootRedirectsToDashboard(t *testing.T) {
+	h := newHarness(t, "")
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noFollow.Get(h.http.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != "/ui/" {
+		t.Fatalf("GET /: %d Location %q, want 302 to /ui/", res.StatusCode, res.Header.Get("Location"))
+	}
+	if body := get(t, h.http.URL+"/"); !strings.Contains(body, "Strata fleet") {
+		t.Fatalf("GET / followed: %.300s", body)
+	}
+	res, err = http.Get(h.http.URL + "/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 404 {
+		t.Fatalf("GET /nope: %d, want 404", res.StatusCode)
+	}
+}
+
+// A version that is not a version is refused where nodes report one
+// (error-invalidVersion, noupdate, nothing stored) and where an admin
+// creates a package or pins an instance.
+func TestNotAVersionIsRefused(t *testing.T) {
+	h := newHarness(t, "")
+	h.setup(t, fleet.DefaultPolicy())
+	ctx := context.Background()
+	for _, v := range []string{"notaversion", "latest", "v2"} {
+		a := h.check(t, "bogus", v, "")
+		if a.Status != omaha.StatusInvalidVersion || a.UpdateCheck == nil || a.UpdateCheck.Status != "noupdate" {
+			t.Errorf("check with version %q: app %q, updatecheck %+v; want error-invalidVersion and noupdate", v, a.Status, a.UpdateCheck)
+		}
+	}
+	err := h.api.Do(ctx, "GET", "/api/apps/strata-os/instances/bogus", nil, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 404 {
+		t.Errorf("an instance with an invalid version was stored: %v", err)
+	}
+	s1, s256 := digest("x")
+	err = h.api.Do(ctx, "POST", "/api/apps/strata-os/packages", fleet.Package{Version: "notaversion", Arch: "amd64", URL: "http://127.0.0.1/",
+		Filename: "x.raw", Size: 1, SHA1: s1, SHA256: s256}, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 400 || !strings.Contains(ae.Error(), "notaversion") {
+		t.Errorf("package notaversion: %v, want 400 naming it", err)
+	}
+	h.check(t, "m1", "1.0.0", "")
+	err = h.api.Do(ctx, "PUT", "/api/apps/strata-os/instances/m1/pin", map[string]string{"version": "notaversion"}, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 400 {
+		t.Errorf("pin notaversion: %v, want 400", err)
+	}
+	// Versions as images carry them still pass.
+	for _, v := range []string{"27.1", "3815.2.0", "1.0.0-rc1", "2.0.0+git5"} {
+		if !fleet.ValidVersion(v) {
+			t.Errorf("%q refused", v)
+		}
+	}
+}
+
+// A pin works on a channel created without an architecture (the default),
+// replaces the grant the node already holds, and leaves the channel's
+// rollout counters with nothing stuck.
+func TestPinOnAnyArchChannelReplacesGrant(t *testing.T) {
+	h := newHarness(t, "")
+	h.setup(t, fleet.DefaultPolicy())
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(h.api.Do(ctx, "POST", "/api/apps/strata-os/channels", map[string]any{"name": "any", "version": "2.0.0"}, nil))
+	must(h.api.Do(ctx, "POST", "/api/apps/strata-os/groups", map[string]any{"name": "edge", "track": "edge", "channel": "any"}, nil))
+	check := func(ver, prev string) *omaha.ResponseUpdateCheck {
+		t.Helper()
+		resp, err := h.omaha.Do(ctx, omaha.UpdateEngineRequest(osAppID, ver, "edge", "m1", prev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Apps[0].UpdateCheck
+	}
+	if uc := check("0.9.0", ""); uc.Status != "ok" || uc.Manifests[0].Version != "2.0.0" {
+		t.Fatalf("first check: %+v", uc)
+	}
+	must(h.api.Do(ctx, "PUT", "/api/apps/strata-os/instances/m1/pin", map[string]string{"version": "1.0.0"}, nil))
+	time.Sleep(60 * time.Millisecond)
+	if uc := check("0.9.0", ""); uc.Status != "ok" || uc.Manifests[0].Version != "1.0.0" {
+		t.Fatalf("check after the pin: %+v, want 1.0.0", uc)
+	}
+	var g groupView
+	must(h.api.Do(ctx, "GET", "/api/apps/strata-os/groups/edge", nil, &g))
+	if g.Rollout.InProgress != 1 || g.Rollout.Target != "2.0.0" || g.Rollout.Granted != 1 {
+		t.Fatalf("counters after the pin replaced the grant: %+v", g.Rollout)
+	}
+	for _, ev := range []omaha.Event{{Type: 13, Result: 1}, {Type: 14, Result: 1}, {Type: 3, Result: 1}} {
+		resp, err := h.omaha.Do(ctx, omaha.EventRequest(osAppID, "0.9.0", "edge", "m1", ev))
+		if err != nil || resp.Apps[0].Events[0].Status != "ok" {
+			t.Fatal(err)
+		}
+	}
+	if uc := check("1.0.0", "0.9.0"); uc.Status != "noupdate" {
+		t.Fatalf("pinned node after its update: %+v", uc)
+	}
+	must(h.api.Do(ctx, "GET", "/api/apps/strata-os/groups/edge", nil, &g))
+	if g.Rollout.InProgress != 0 || g.Rollout.Target != "2.0.0" || g.Rollout.Granted != 1 || g.Rollout.Failed != 0 {
+		t.Fatalf("counters after the pinned update: %+v, want nothing in progress", g.Rollout)
+	}
+	err := h.api.Do(ctx, "PUT", "/api/apps/strata-os/instances/m1/pin", map[string]string{"version": "9.9.9"}, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 404 {
+		t.Fatalf("pin to a version without a package: %v, want 404", err)
+	}
+}
+
+// A node granted an update in one group that reports its events under
+// another track: the events count for the group that granted the update,
+// so its "in progress" is released and the other group is untouched.
+func TestEventsCountForTheGrantingGroup(t *testing.T) {
+	for name, dsn := range map[string]func(*testing.T) string{"sqlite": func(*testing.T) string { return "" }, "postgres": pgDSN} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, dsn(t))
+			h.setup(t, fleet.DefaultPolicy())
+			ctx := context.Background()
+			if err := h.api.Do(ctx, "POST", "/api/apps/strata-os/groups", map[string]any{"name": "beta", "track": "beta", "arch": "amd64", "channel": "stable"}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if a := h.check(t, "m1", "1.0.0", ""); a.UpdateCheck.Status != "ok" {
+				t.Fatalf("grant in prod: %+v", a.UpdateCheck)
+			}
+			do := func(req *omaha.Request) *omaha.ResponseApp {
+				t.Helper()
+				resp, err := h.omaha.Do(ctx, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return resp.Apps[0]
+			}
+			for _, ev := range []omaha.Event{{Type: 13, Result: 1}, {Type: 14, Result: 1}, {Type: 3, Result: 1}} {
+				do(omaha.EventRequest(osAppID, "1.0.0", "beta", "m1", ev))
+			}
+			if a := do(omaha.UpdateEngineRequest(osAppID, "2.0.0", "beta", "m1", "1.0.0")); a.UpdateCheck.Status != "noupdate" {
+				t.Fatalf("check after the reboot: %+v", a.UpdateCheck)
+			}
+			var prod, beta groupView
+			if err := h.api.Do(ctx, "GET", "/api/apps/strata-os/groups/prod", nil, &prod); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.api.Do(ctx, "GET", "/api/apps/strata-os/groups/beta", nil, &beta); err != nil {
+				t.Fatal(err)
+			}
+			if r := prod.Rollout; r.InProgress != 0 || r.Granted != 1 || r.Succeeded != 1 {
+				t.Errorf("granting group prod: %+v, want in progress 0, granted 1, succeeded 1", r)
+			}
+			if r := beta.Rollout; r.InProgress != 0 || r.Granted != 0 || r.Succeeded != 0 || r.Failed != 0 {
+				t.Errorf("group beta counted another group's update: %+v", r)
+			}
+		})
+	}
+}
+
+// A package blacklisted on a channel (named as the CLI lets users name
+// it) is never served there: not by promoting it, not as a floor, not at
+// check time.
+func TestBlacklistedPackageNeverServed(t *testing.T) {
+	h := newHarness(t, "")
+	h.setup(t, fleet.DefaultPolicy())
+	ctx := context.Background()
+	s1, s256 := digest("os-2.1.0")
+	var bad fleet.Package
+	err := h.api.Do(ctx, "POST", "/api/apps/strata-os/packages", fleet.Package{Version: "2.1.0", Arch: "amd64", URL: "http://127.0.0.1/repo/",
+		Filename: "os-2.1.0.gz", Size: 8, SHA1: s1, SHA256: s256, Blacklist: []string{"stable"}}, &bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.api.Do(ctx, "PUT", "/api/apps/strata-os/channels/stable", map[string]any{"version": "2.1.0"}, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 409 {
+		t.Errorf("promoting a package blacklisted on the channel by name: %v, want 409", err)
+	}
+	err = h.api.Do(ctx, "PUT", "/api/apps/strata-os/channels/stable", map[string]any{"floors": []string{bad.ID}}, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 409 {
+		t.Errorf("a blacklisted floor: %v, want 409", err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	for _, v := range []string{"1.0.0", "2.0.0"} {
+		if a := h.check(t, "m-"+v, v, ""); a.UpdateCheck.Status == "ok" && a.UpdateCheck.Manifests[0].Version == "2.1.0" {
+			t.Errorf("node at %s was served the blacklisted 2.1.0", v)
+		}
+	}
+	err = h.api.Do(ctx, "POST", "/api/apps/strata-os/packages", fleet.Package{Version: "2.2.0", Arch: "amd64", URL: "http://127.0.0.1/repo/",
+		Filename: "os-2.2.0.gz", Size: 8, SHA1: s1, SHA256: s256, Blacklist: []string{"nosuchchannel"}}, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 400 || !strings.Contains(ae.Error(), "nosuchchannel") {
+		t.Errorf("blacklist naming no channel: %v, want 400 naming it", err)
+	}
+}
+
+// The activity API takes an app by id, product id or name (as every other
+// endpoint does) and a group by id or name.
+func TestActivityFilterByAppName(t *testing.T) {
+	h := newHarness(t, "")
+	h.setup(t, fleet.DefaultPolicy())
+	ctx := context.Background()
+	h.check(t, "m1", "1.0.0", "") // rollout of 2.0.0 started
+	if err := h.api.Do(ctx, "POST", "/api/apps/docker/channels", map[string]any{"name": "ext", "version": "27.0"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.api.Do(ctx, "PUT", "/api/apps/docker/channels/ext", map[string]any{"version": "27.0", "floors": []string{}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var all []fleet.Activity
+	if err := h.api.Do(ctx, "GET", "/api/activity", nil, &all); err != nil || len(all) == 0 {
+		t.Fatalf("all activity: %v %d", err, len(all))
+	}
+	for _, key := range []string{"strata-os", osAppID, "io.strata.os", strings.ToUpper(osAppID)} {
+		var got []fleet.Activity
+		if err := h.api.Do(ctx, "GET", "/api/activity?app="+key, nil, &got); err != nil {
+			t.Fatalf("app=%s: %v", key, err)
+		}
+		if len(got) == 0 {
+			t.Errorf("app=%s: no activity", key)
+		}
+		for _, a := range got {
+			if a.AppID != osAppID {
+				t.Errorf("app=%s: entry of app %s: %s", key, a.AppID, a.Message)
+			}
+		}
+	}
+	var byGroup []fleet.Activity
+	if err := h.api.Do(ctx, "GET", "/api/activity?app=strata-os&group=prod", nil, &byGroup); err != nil || len(byGroup) == 0 {
+		t.Errorf("group=prod: %v %d", err, len(byGroup))
+	}
+	err := h.api.Do(ctx, "GET", "/api/activity?app=nope", nil, nil)
+	if ae, ok := err.(*APIError); !ok || ae.Status != 404 {
+		t.Errorf("unknown app: %v, want 404", err)
+	}
+}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/stratalinux/strata/internal/fleet"
 	"github.com/stratalinux/strata/internal/omaha"
-	"github.com/stratalinux/strata/internal/version"
 )
 
 // App statuses Strata adds for requests it cannot place; the updatecheck
@@ -101,7 +100,7 @@ func (s *Server) answerApp(ctx context.Context, conf *fleet.Config, req *omaha.R
 	if err != nil {
 		return noupdate(statusUnknownGroup, "unknown-group")
 	}
-	if app.Version == "" || !version.IsValid(app.Version) {
+	if !fleet.ValidVersion(app.Version) {
 		return noupdate(omaha.StatusInvalidVersion, "invalid-version")
 	}
 	machine := strings.TrimSpace(app.MachineID)
@@ -119,16 +118,32 @@ func (s *Server) answerApp(ctx context.Context, conf *fleet.Config, req *omaha.R
 	if err != nil {
 		return nil, err
 	}
-	ch, target := conf.Target(g, inst.Pinned)
+	ch, target := conf.Target(g)
 	var floors []*fleet.Package
 	if ch != nil {
 		floors = conf.Floors(ch.ID)
 	}
+	rolloutTarget, pinned := "", false
+	if target != nil {
+		rolloutTarget = target.Version
+	}
+	if inst.Pinned != "" && ch != nil {
+		if p := conf.Pin(a.ID, inst.Pinned, arch, ch); p != nil {
+			target, pinned = p, true
+		}
+	}
 	creq := fleet.CheckRequest{
 		Now: s.cfg.Now(), App: a, Group: g, Channel: ch, Target: target, Floors: floors,
+		Pinned: pinned, RolloutTarget: rolloutTarget,
 		Report:      fleet.Report{MachineID: machine, Version: app.Version, Alias: app.MachineAlias, OEM: app.OEM, IP: ip},
 		Events:      app.Events,
 		UpdateCheck: app.UpdateCheck != nil,
+	}
+	if fleet.SettleNeeded(creq, inst, found) {
+		if inst, err = s.settle(ctx, conf, creq, inst); err != nil {
+			return nil, err
+		}
+		creq.Events = nil
 	}
 	// Decide without the group's counters first: a node that holds a
 	// grant, is mid-update or is current does not need them, and reading
@@ -188,6 +203,31 @@ func (s *Server) answerApp(ctx context.Context, conf *fleet.Config, req *omaha.R
 		ra.UpdateCheck = uc
 	}
 	return ra, nil
+}
+
+// settle counts the request's events (and the release of a stale grant)
+// against the group that granted the instance's update, then returns the
+// instance as stored for the rest of the request.
+func (s *Server) settle(ctx context.Context, conf *fleet.Config, creq fleet.CheckRequest, inst fleet.Instance) (fleet.Instance, error) {
+	gg := conf.GroupByID(inst.GrantedGroup)
+	if gg == nil {
+		return inst, nil // the group is gone, and its counters with it
+	}
+	grantTarget := ""
+	if _, t := conf.Target(gg); t != nil {
+		grantTarget = t.Version
+	}
+	_, err := s.st.Transition(ctx, creq.App.ID, inst.MachineID, gg.ID, func(in fleet.Instance, found bool, r fleet.Rollout) (fleet.Outcome, error) {
+		if !found {
+			return fleet.Outcome{}, nil
+		}
+		return fleet.Settle(creq, gg, grantTarget, in, r), nil
+	})
+	if err != nil {
+		return inst, err
+	}
+	after, _, err := s.st.Instance(ctx, creq.App.ID, inst.MachineID)
+	return after, err
 }
 
 // updateFor builds the <updatecheck status="ok"> for a package and the

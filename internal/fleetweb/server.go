@@ -261,6 +261,9 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/update/{$}", s.handleOmaha)
 	m.HandleFunc("POST /v1/update/{secret}", s.handleOmaha)
 	m.Handle("GET /metrics", s.metrics.handler())
+	// A browser pointed at the server's address lands on the dashboard
+	// (a server mounting a repository at / keeps that instead).
+	m.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	s.apiRoutes(m)
 	s.uiRoutes(m)
 	s.mux = m

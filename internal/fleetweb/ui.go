@@ -154,7 +154,7 @@ func (s *Server) uiApp(w http.ResponseWriter, r *http.Request) (string, map[stri
 	var gr []grow
 	for _, g := range groups {
 		row := grow{G: g, Policy: policySummary(g.Policy)}
-		if ch, t := conf.Target(g, ""); ch != nil {
+		if ch, t := conf.Target(g); ch != nil {
 			row.Channel = ch.Name
 			if t != nil {
 				row.Target = t.Version
@@ -254,20 +254,21 @@ func (s *Server) uiGroup(w http.ResponseWriter, r *http.Request) (string, map[st
 			onTarget = c.Count
 		}
 	}
+	// Updating and failed are the rollout's counters, the numbers the
+	// counter line under the bar shows (the instances' error status
+	// would forget a failed node as soon as it checks in again).
 	inProgress := v.Rollout.InProgress
-	failed := 0
-	for _, c := range v.Statuses {
-		if c.Key == "error" {
-			failed = c.Count
-		}
-	}
+	failed := v.Rollout.Failed
 	rest := max(alive-onTarget-inProgress-failed, 0)
 	segs := []segment{{Key: "on " + v.Target, Color: "#16a34a", Count: onTarget}, {Key: "updating", Color: "#2563eb", Count: inProgress},
 		{Key: "failed", Color: "#dc2626", Count: failed}, {Key: "waiting", Color: "#d1d5db", Count: rest}}
+	// A node that failed and then updated counts in two segments: scale
+	// to the sum so the bar never overflows.
+	width := max(alive, onTarget+inProgress+failed)
 	x := 0
 	for i := range segs {
-		if alive > 0 {
-			segs[i].W = segs[i].Count * 600 / alive
+		if width > 0 {
+			segs[i].W = segs[i].Count * 600 / width
 		}
 		segs[i].X = x
 		x += segs[i].W

@@ -135,3 +135,24 @@ func ParseVersionedEntry(filename, name, suffix string, knownArch func(string) b
 	e.Version = rest
 	return e, true
 }
+
+// BakedName returns X when the file name base (without .raw) is
+// X-VERSION or X-VERSION-ARCH, as strata bake names images, and X is the
+// only one of names (the X of an image's extension-release.X files) that
+// fits. systemd matches no such name; Strata uses it only for a file
+// given explicitly to test, check, inspect or lint.
+func BakedName(base string, names []string) (string, bool) {
+	found, n := "", 0
+	for _, x := range names {
+		rest, ok := strings.CutPrefix(base, x+"-")
+		if !ok {
+			continue
+		}
+		ver, arch, hasArch := strings.Cut(rest, "-")
+		if ver == "" || hasArch && !IsArchitectureName(arch) {
+			continue
+		}
+		found, n = x, n+1
+	}
+	return found, n == 1
+}

@@ -98,3 +98,25 @@ func FuzzNames(f *testing.F) {
 		_, _ = ParseVersionedEntry(s, "foo", ".raw", IsArchitectureName)
 	})
 }
+
+func TestBakedName(t *testing.T) {
+	for _, c := range []struct {
+		base  string
+		names []string
+		want  string
+	}{
+		{"hello-1.0-x86-64", []string{"hello"}, "hello"},
+		{"hello-1.0", []string{"hello"}, "hello"},
+		{"my-tool-2~rc1-arm64", []string{"my-tool"}, "my-tool"},
+		{"hello-1.0-amd64", []string{"hello"}, ""}, // not a systemd architecture
+		{"hello-", []string{"hello"}, ""},
+		{"hello", []string{"hello"}, ""},
+		{"hello-1.0-x86-64", []string{"bye"}, ""},
+		{"a-b-1-x86", []string{"a", "a-b"}, "a-b"}, // "a" leaves "b-1-x86": not VERSION-ARCH
+		{"a-1-x86", []string{"a", "a"}, ""},        // two files, no single answer
+	} {
+		if got, ok := BakedName(c.base, c.names); got != c.want && ok || ok != (c.want != "") {
+			t.Errorf("BakedName(%q, %q) = %q, %v; want %q", c.base, c.names, got, ok, c.want)
+		}
+	}
+}

@@ -34,6 +34,33 @@ type Tree interface {
 // its name; systemd ignores such images.
 var ErrNoReleaseData = errors.New("carries no extension-release data")
 
+// NoReleaseError is ErrNoReleaseData saying which file was looked for
+// and which extension-release files the image has instead, so that the
+// message can tell what to do.
+type NoReleaseError struct {
+	Want  string   // the path looked for, inside the image
+	Found []string // X of each other extension-release.X file
+}
+
+func (e *NoReleaseError) Error() string {
+	msg := "no " + e.Want + " in the image"
+	switch len(e.Found) {
+	case 0:
+		return msg + ": add it (strata bake writes it)"
+	case 1:
+		return fmt.Sprintf("%s (it has extension-release.%s): name the image %s.raw (or %s_VERSION.raw), or add %s",
+			msg, e.Found[0], e.Found[0], e.Found[0], path.Base(e.Want))
+	}
+	return fmt.Sprintf("%s (it has extension-release.%s): name the image after one of them, or add %s",
+		msg, strings.Join(e.Found, ", extension-release."), path.Base(e.Want))
+}
+
+func (e *NoReleaseError) Is(target error) bool { return target == ErrNoReleaseData }
+
+// ErrReleaseTooLarge means the extension-release file exceeds what is
+// read of it.
+var ErrReleaseTooLarge = errors.New("is larger than 64 KiB")
+
 // ErrReleaseNotUnique means several extension-release files qualify.
 var ErrReleaseNotUnique = errors.New("more than one extension-release file qualifies")
 
@@ -56,11 +83,14 @@ func ReadRelease(t Tree, c imageclass.Class, name string) (Release, error) {
 	data, err := t.ReadFile(exact, maxReleaseSize)
 	file := exact
 	if errors.Is(err, fs.ErrNotExist) {
-		file, err = findRelaxed(t, dir, name)
+		file, err = findRelaxed(t, dir, name, exact)
 		if err != nil {
 			return Release{}, err
 		}
 		data, err = t.ReadFile(file, maxReleaseSize)
+	}
+	if errors.Is(err, rootfs.ErrTooLarge) {
+		return Release{}, fmt.Errorf("%s %w", file, ErrReleaseTooLarge)
 	}
 	if err != nil {
 		return Release{}, fmt.Errorf("read %s: %w", file, err)
@@ -72,16 +102,16 @@ func ReadRelease(t Tree, c imageclass.Class, name string) (Release, error) {
 	return Release{Fields: fields, File: file, Warnings: warns}, nil
 }
 
-func findRelaxed(t Tree, dir, name string) (string, error) {
+func findRelaxed(t Tree, dir, name, exact string) (string, error) {
 	entries, err := t.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-		return "", ErrNoReleaseData
+		return "", &NoReleaseError{Want: exact}
 	}
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", dir, err)
 	}
 	want := ExtractImageName(name)
-	var found []string
+	var found, others []string
 	for _, e := range entries {
 		x, ok := strings.CutPrefix(e.Name(), "extension-release.")
 		if !ok || !NameIsValid(x) {
@@ -94,11 +124,13 @@ func findRelaxed(t Tree, dir, name string) (string, error) {
 		}
 		if x == want || strictXattrFalse(t, p) {
 			found = append(found, p)
+		} else {
+			others = append(others, x)
 		}
 	}
 	switch len(found) {
 	case 0:
-		return "", ErrNoReleaseData
+		return "", &NoReleaseError{Want: exact, Found: others}
 	case 1:
 		return found[0], nil
 	}
@@ -160,4 +192,16 @@ func (d DirTree) Getxattr(name, attr string) ([]byte, error) {
 		return nil, &os.PathError{Op: "getxattr", Path: name, Err: err}
 	}
 	return buf[:n], nil
+}
+
+// BakedReleaseName is the extension name of an image named as strata bake
+// names it (NAME-VERSION-ARCH.raw) that has no extension-release for its
+// own name: the NAME of its one extension-release.NAME (see BakedName).
+func BakedReleaseName(t Tree, c imageclass.Class, name string) (string, bool) {
+	_, err := ReadRelease(t, c, name)
+	var nr *NoReleaseError
+	if !errors.As(err, &nr) {
+		return "", false
+	}
+	return BakedName(ExtractImageName(name), nr.Found)
 }

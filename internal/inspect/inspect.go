@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/stratalinux/strata/internal/fsread"
+	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/osrelease"
 	"github.com/stratalinux/strata/internal/release"
@@ -34,8 +35,12 @@ type Report struct {
 	// ReleasePath is where the extension-release was found.
 	ReleasePath string            `json:"release_path,omitempty"`
 	Release     map[string]string `json:"release"`
-	Files       Summary           `json:"files"`
-	Compatible  *Compat           `json:"compatible,omitempty"`
+	// ReleaseError is why no release was read: missing (with what to
+	// do), larger than 64 KiB, unparsable; the words check and list use.
+	ReleaseError   string  `json:"release_error,omitempty"`
+	ReleaseMissing bool    `json:"-"`
+	Files          Summary `json:"files"`
+	Compatible     *Compat `json:"compatible,omitempty"`
 }
 
 // Summary counts the image's entries.
@@ -76,9 +81,10 @@ func Image(ctx context.Context, p string, opt Options) (*Report, error) {
 	}
 	rep := &Report{Path: p}
 	var fsys fs.FS
+	var tree image.Tree
 	if fi.IsDir() {
 		rep.Format = "dir"
-		fsys = os.DirFS(p)
+		fsys, tree = os.DirFS(p), image.DirTree{Root: p}
 	} else {
 		f, err := os.Open(p)
 		if err != nil {
@@ -94,7 +100,7 @@ func Image(ctx context.Context, p string, opt Options) (*Report, error) {
 		if img.Format == fsread.GPT {
 			rep.Format = "gpt+" + string(img.FSFormat)
 		}
-		fsys = img.FS
+		fsys, tree = img.FS, image.FSTree{FS: img.FS}
 		if !opt.NoHash {
 			h := sha256.New()
 			if _, err := io.Copy(h, io.NewSectionReader(f, 0, fi.Size())); err != nil {
@@ -107,13 +113,23 @@ func Image(ctx context.Context, p string, opt Options) (*Report, error) {
 		return nil, fmt.Errorf("reading %s: %w", p, err)
 	}
 	base := strings.TrimSuffix(filepath.Base(p), ".raw")
-	class, name, relPath, release := findRelease(fsys, base)
-	rep.Class, rep.Name, rep.ReleasePath, rep.Release = class.String(), name, relPath, release
+	class, name, rel, relErr := findRelease(tree, fsys, base)
+	rep.Class, rep.Name, rep.ReleasePath, rep.Release = class.String(), name, rel.File, rel.Fields
 	if rep.Release == nil {
 		rep.Release = map[string]string{}
 	}
+	if relErr != nil {
+		rep.ReleaseError, rep.ReleaseMissing = relErr.Error(), errors.Is(relErr, image.ErrNoReleaseData)
+	}
 	if opt.Host != nil {
-		d := osrelease.Compatible(osrelease.Release(release), osrelease.Host{Release: opt.Host, Scope: osrelease.ScopeSystem, Architecture: opt.Arch}, class.LevelKey(), class.ScopeKey())
+		d := osrelease.Compatible(rel.Fields, osrelease.Host{Release: opt.Host, Scope: osrelease.ScopeSystem, Architecture: opt.Arch}, class.LevelKey(), class.ScopeKey())
+		if relErr != nil {
+			// Why there is no release is the verdict, in check's words.
+			d.Reason = relErr.Error()
+			if !errors.Is(relErr, image.ErrNoReleaseData) {
+				d.Rule = "release-invalid"
+			}
+		}
 		host := opt.Host["ID"]
 		if v := opt.Host["VERSION_ID"]; v != "" {
 			host += " " + v
@@ -181,53 +197,34 @@ func isUnitDir(d string) bool {
 	return false
 }
 
-// findRelease finds the extension-release: for the file's own name first
-// (what systemd looks for), else the single one the image has.
-func findRelease(fsys fs.FS, base string) (imageclass.Class, string, string, map[string]string) {
+// findRelease reads the extension-release with the rules (and the words)
+// of check and merge: image.ReadRelease for the file's own name, or for
+// the name strata bake gave it (hello-1.0-x86-64.raw: hello), as a
+// sysext, else as a confext. Without one, the class is guessed from the
+// top-level directories and the error says what is missing.
+func findRelease(t image.Tree, fsys fs.FS, base string) (imageclass.Class, string, image.Release, error) {
+	var firstErr error
 	for _, c := range []imageclass.Class{imageclass.Sysext, imageclass.Confext} {
-		candidates := []string{c.ReleasePath(base)}
-		if ents, err := fs.ReadDir(fsys, c.ReleaseDir()); err == nil {
-			for _, e := range ents {
-				if strings.HasPrefix(e.Name(), "extension-release.") {
-					candidates = append(candidates, c.ReleaseDir()+"/"+e.Name())
-				}
-			}
+		rel, err := image.ReadRelease(t, c, base)
+		if err == nil || !errors.Is(err, image.ErrNoReleaseData) {
+			return c, base, rel, err
 		}
-		for _, rp := range candidates {
-			b, err := readLimited(fsys, rp, 64<<10)
-			if err != nil {
-				continue
-			}
-			m, err := release.Parse(b)
-			if err != nil {
-				continue
-			}
-			return c, strings.TrimPrefix(path.Base(rp), "extension-release."), rp, m
+		if n, ok := image.BakedReleaseName(t, c, base); ok {
+			rel, err := image.ReadRelease(t, c, n)
+			return c, n, rel, err
+		}
+		if firstErr == nil {
+			firstErr = err
 		}
 	}
-	class := imageclass.Sysext
-	if _, err := fs.Stat(fsys, "etc"); err == nil {
-		if _, err := fs.Stat(fsys, "usr"); errors.Is(err, fs.ErrNotExist) {
+	class, err := imageclass.Sysext, firstErr
+	if _, statErr := fs.Stat(fsys, "etc"); statErr == nil {
+		if _, statErr := fs.Stat(fsys, "usr"); errors.Is(statErr, fs.ErrNotExist) {
 			class = imageclass.Confext
+			_, err = image.ReadRelease(t, class, base)
 		}
 	}
-	return class, base, "", nil
-}
-
-func readLimited(fsys fs.FS, p string, limit int64) ([]byte, error) {
-	f, err := fsys.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s larger than %d bytes", p, limit)
-	}
-	return b, nil
+	return class, base, image.Release{}, err
 }
 
 // HostRelease reads the host's os-release (/etc/os-release, else

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 
 	"github.com/stratalinux/strata/internal/image"
+	"github.com/stratalinux/strata/internal/rootfs"
 )
 
 // Assessment is the unprivileged view of every discovered image: what a
@@ -65,7 +66,7 @@ func (e *Engine) DryRun() (Plan, Assessment, error) {
 	if err != nil {
 		return Plan{}, a, err
 	}
-	staging := filepath.Join("/run/strata", e.Class.String()+".XXXXXX")
+	staging := filepath.Join(rootfs.Join(e.Root, StagingDir), e.Class.String()+".XXXXXX")
 	p, err := MakePlan(Input{
 		Class: e.Class, Root: e.Root, Staging: staging, Extensions: exts, Hierarchies: hier,
 		Mode: e.Mode, Noexec: e.Noexec, OverlayOptions: e.OverlayOptions,

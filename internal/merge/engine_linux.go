@@ -46,7 +46,7 @@ type Engine struct {
 	Arch          string
 	Log           *slog.Logger
 	// StagingParent is where the private staging directory is made;
-	// default /run/strata (or the temp directory if /run is missing).
+	// default StagingDir inside the root.
 	StagingParent string
 	// Images, when not nil, replaces discovery: exactly these images are
 	// considered (strata test).
@@ -55,8 +55,12 @@ type Engine struct {
 	Host *osrelease.Host
 	// Stack merges on top of whatever the hierarchies show now, even a
 	// merge of ours, without replacing it (strata test, in a private
-	// namespace).
+	// namespace). It takes no lock: nothing it mounts is shared.
 	Stack bool
+
+	// staged, when set (tests), is called once the images are mounted
+	// in the staging directory, before any overlay is built.
+	staged func(staging string)
 }
 
 // Result says what a merge or refresh did.
@@ -178,6 +182,13 @@ func (e *Engine) apply(ctx context.Context, refresh bool) (Result, error) {
 	var res Result
 	if err := requirePrivilege(); err != nil {
 		return res, err
+	}
+	if !e.Stack {
+		unlock, err := e.lock(ctx)
+		if err != nil {
+			return res, err
+		}
+		defer unlock()
 	}
 	host, err := e.HostRelease()
 	if err != nil {
@@ -402,26 +413,6 @@ func closeTrees(ts []preparedTree) {
 	}
 }
 
-// makeStaging creates the (empty) directory where the private namespace
-// mounts its tmpfs.
-func (e *Engine) makeStaging() (string, func(), error) {
-	parent := e.StagingParent
-	if parent == "" {
-		parent = "/run/strata"
-		if fi, err := os.Stat("/run"); err != nil || !fi.IsDir() {
-			parent = filepath.Join(os.TempDir(), "strata")
-		}
-	}
-	if err := os.MkdirAll(parent, 0o700); err != nil {
-		return "", nil, fmt.Errorf("create staging directory %s: %w", parent, err)
-	}
-	dir, err := os.MkdirTemp(parent, e.Class.String()+".")
-	if err != nil {
-		return "", nil, fmt.Errorf("create staging directory in %s: %w", parent, err)
-	}
-	return dir, func() { _ = os.Remove(dir) }, nil
-}
-
 // prepare runs on a locked thread: it enters a private mount namespace,
 // mounts the images, decides the plan and builds one detached overlay
 // tree per hierarchy.
@@ -479,6 +470,9 @@ func (e *Engine) prepare(staging string, host osrelease.Host, disc image.Discove
 	cands := make([]Candidate, 0, len(disc.Images))
 	for _, img := range disc.Images {
 		cands = append(cands, e.readMounted(img, staging))
+	}
+	if e.staged != nil {
+		e.staged(staging)
 	}
 	verdicts := Evaluate(cands, e.Class, host, e.Force)
 	var exts []Extension
@@ -765,6 +759,11 @@ func (e *Engine) Unmerge(ctx context.Context) ([]string, error) {
 	if err := requirePrivilege(); err != nil {
 		return nil, err
 	}
+	unlock, err := e.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	var done []string
 	for _, h := range e.Hierarchies {
 		if err := ctx.Err(); err != nil {

@@ -78,7 +78,7 @@ func evaluateOne(cand Candidate, c imageclass.Class, host osrelease.Host, force 
 	case cand.HasOSRelease && c == imageclass.Sysext && !raw:
 		return failed(fmt.Errorf("a system extension must not carry usr/lib/os-release (No medium found)"))
 	case raw && errors.Is(cand.ReleaseErr, image.ErrNoReleaseData) && !cand.OtherClassRelease && !cand.HasOSRelease:
-		return failed(fmt.Errorf("no extension-release.%s in %s (No medium found); name the file after the image", image.ExtractImageName(cand.Image.Name), c.ReleaseDir()))
+		return failed(cand.ReleaseErr)
 	case cand.HasOSRelease && c == imageclass.Sysext && !force:
 		v.Status, v.Reason = StatusIncompatible, "incompatible: carries usr/lib/os-release (an OS image, not an extension)"
 		return v
@@ -87,7 +87,7 @@ func evaluateOne(cand Candidate, c imageclass.Class, host osrelease.Host, force 
 	}
 	if !force {
 		if cand.ReleaseErr != nil || len(cand.Release.Fields) == 0 {
-			v.Status, v.Reason = StatusNoRelease, "no extension-release."+cand.Image.Name+" in "+c.ReleaseDir()
+			v.Status, v.Reason = StatusNoRelease, "no "+c.ReleasePath(cand.Image.Name)+" in the image"
 			if cand.OtherClassRelease {
 				v.Reason = "a " + c.Other().String() + " image, not a " + c.String()
 			} else if cand.Image.Kind == image.KindDirectory {

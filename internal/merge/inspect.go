@@ -3,9 +3,7 @@ package merge
 import (
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path"
 
 	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/image"
@@ -17,65 +15,49 @@ import (
 // user-space filesystem readers. It needs no privileges.
 func ReadCandidate(img image.Image, c imageclass.Class, hierarchies []string, arch string) Candidate {
 	cand := Candidate{Image: img}
-	switch img.Kind {
-	case image.KindDirectory:
-		fillFromTree(&cand, image.DirTree{Root: img.Path}, c, hierarchies)
-	default:
-		if _, err := probeRaw(img, arch); err != nil {
-			cand.OpenErr = err
-			return cand
-		}
-		f, err := os.Open(img.Path)
-		if err != nil {
-			cand.OpenErr = err
-			return cand
-		}
-		defer f.Close()
-		size, err := f.Seek(0, io.SeekEnd)
-		if err != nil {
-			cand.OpenErr = err
-			return cand
-		}
-		im, err := fsread.Open(f, size, arch)
-		if err != nil {
-			cand.OpenErr = fmt.Errorf("read image: %w", err)
-			return cand
-		}
-		fillFromTree(&cand, fsTree{im.FS}, c, hierarchies)
-	}
+	cand.OpenErr = withTree(img, arch, func(t image.Tree) { fillFromTree(&cand, t, c, hierarchies) })
 	return cand
 }
 
-// fsTree adapts an fsread filesystem to image.Tree.
-type fsTree struct{ fsys fsread.FS }
+// BakedName renames an image given explicitly whose file is named as
+// strata bake names it (hello-1.0-x86-64.raw) and that has no
+// extension-release for that name, after its one extension-release.hello
+// (image.BakedName). Merging from the search directories never does
+// this: systemd-sysext wants the file named after its release.
+func BakedName(img image.Image, c imageclass.Class, arch string) (image.Image, bool) {
+	var name string
+	var ok bool
+	if withTree(img, arch, func(t image.Tree) { name, ok = image.BakedReleaseName(t, c, img.Name) }) != nil || !ok {
+		return img, false
+	}
+	img.Name = name
+	return img, true
+}
 
-func (t fsTree) ReadFile(name string, limit int64) ([]byte, error) {
-	f, err := t.fsys.Open(clean(name))
+// withTree opens an image for reading without mounting it: directories
+// directly, raw images and block devices through Strata's user-space
+// filesystem readers.
+func withTree(img image.Image, arch string, fn func(image.Tree)) error {
+	if img.Kind == image.KindDirectory {
+		fn(image.DirTree{Root: img.Path})
+		return nil
+	}
+	if _, err := probeRaw(img, arch); err != nil {
+		return err
+	}
+	f, err := os.Open(img.Path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", name, limit)
+	im, err := fsread.Open(f, size, arch)
+	if err != nil {
+		return fmt.Errorf("read image: %w", err)
 	}
-	return data, nil
-}
-
-func (t fsTree) ReadDir(name string) ([]fs.DirEntry, error) { return t.fsys.ReadDir(clean(name)) }
-func (t fsTree) Lstat(name string) (fs.FileInfo, error)     { return t.fsys.Lstat(clean(name)) }
-func (t fsTree) Stat(name string) (fs.FileInfo, error)      { return fs.Stat(t.fsys, clean(name)) }
-func (t fsTree) Getxattr(name, attr string) ([]byte, error) {
-	return t.fsys.Getxattr(clean(name), attr)
-}
-
-func clean(name string) string {
-	p := path.Clean("/" + name)[1:]
-	if p == "" {
-		return "."
-	}
-	return p
+	fn(image.FSTree{FS: im.FS})
+	return nil
 }

@@ -125,3 +125,38 @@ func readLimited(f *os.File, limit int64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// MkdirAll creates the directory p inside root and any missing parents
+// (with mode perm), resolving every component inside root, and returns
+// the directory opened read-only. A symbolic link on the way is followed
+// only within root.
+func MkdirAll(root, p string, perm os.FileMode) (*os.File, error) {
+	rfd, err := unix.Open(Clean(root), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: Clean(root), Err: err}
+	}
+	defer unix.Close(rfd)
+	clean := path.Clean("/" + p)
+	done := "/"
+	for _, comp := range splitPath(clean) {
+		parent, err := OpenAt(rfd, done, unix.O_PATH|unix.O_DIRECTORY, Clean(root))
+		if err != nil {
+			return nil, err
+		}
+		err = unix.Mkdirat(int(parent.Fd()), comp, uint32(perm.Perm()))
+		parent.Close()
+		if err != nil && err != unix.EEXIST {
+			return nil, &os.PathError{Op: "mkdir", Path: Join(root, path.Join(done, comp)), Err: err}
+		}
+		done = path.Join(done, comp)
+	}
+	return OpenAt(rfd, clean, unix.O_RDONLY|unix.O_DIRECTORY, Clean(root))
+}
+
+func splitPath(clean string) []string {
+	var out []string
+	for rest := clean; rest != "/" && rest != "."; rest = path.Dir(rest) {
+		out = append([]string{path.Base(rest)}, out...)
+	}
+	return out
+}

@@ -199,10 +199,18 @@ type job struct {
 	partial   string
 	pending   string
 	dlTemp    string // url-tar download file
+	meta      Fields // what the installed instance gets: name, mtime, mode
 }
 
 // Update acquires and installs want (or the candidate when empty).
 func (e *Engine) Update(ctx context.Context, want string) (*UpdateResult, error) {
+	// One update per target at a time; the second one waits and then
+	// sees what the first installed.
+	unlock, err := e.lockTargets(ctx, e.Defs.EnabledTransfers(), true)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	// Finish a symlink swap an interrupted run had committed to.
 	relinked, err := e.finishLinks()
 	if err != nil {
@@ -281,6 +289,21 @@ func (e *Engine) Update(ctx context.Context, want string) (*UpdateResult, error)
 			}
 		}
 	}
+	// systemd vacuums to InstancesMax-1 before downloading, removing the
+	// current instance if it is the oldest unprotected one; Strata keeps
+	// the current one until its successor is in place, then trims to
+	// InstancesMax: the same instances remain, and a failed download
+	// never leaves the symlink dangling.
+	for _, j := range jobs {
+		target, err := e.listTarget(j.t)
+		if err != nil {
+			return nil, err
+		}
+		st := TransferState{T: j.t, Target: target, CurrentVersion: e.currentVersion(j.t)}
+		if err := e.vacuumTransfer(st, e.max(j.t), set.Version, j); err != nil {
+			return nil, err
+		}
+	}
 	e.log().Info(fmt.Sprintf("Successfully installed update '%s'.", set.Version))
 	return res, nil
 }
@@ -333,9 +356,25 @@ func (e *Engine) jobs(states []TransferState, v string) ([]job, error) {
 			if fields.SHA256 == "" {
 				fields.SHA256 = j.src.SHA256
 			}
-			if fields.Size == nil && j.src.Size >= 0 && !t.Source.Type.Remote() {
+			local := !t.Source.Type.Remote()
+			if fields.Size == nil && j.src.Size >= 0 && local {
 				sz := uint64(j.src.Size)
 				fields.Size = &sz
+			}
+			// Local instances inherit mtime and mode from the file
+			// system unless their name carries them (@t, @m); a tar
+			// keeps what it holds (systemd's compile_pattern_fields).
+			tar := t.Source.Type == Tar || t.Source.Type == URLTar
+			if fields.Mtime == nil && local && !j.src.Mtime.IsZero() {
+				us := uint64(j.src.Mtime.UnixMicro())
+				fields.Mtime = &us
+			}
+			if fields.Mode == nil && local && j.src.Mode != 0 {
+				m := uint32(j.src.Mode.Perm() & 0o775)
+				fields.Mode = &m
+			}
+			if tar {
+				fields.Mtime, fields.Mode = nil, nil
 			}
 		}
 		if t.Mode != nil {
@@ -350,6 +389,13 @@ func (e *Engine) jobs(states []TransferState, v string) ([]job, error) {
 		if t.TriesDone != nil {
 			fields.TriesDone = t.TriesDone
 		}
+		if t.PartitionNoAuto != nil {
+			fields.NoAuto = t.PartitionNoAuto
+		}
+		if t.PartitionGrowFileSystem != nil {
+			fields.GrowFS = t.PartitionGrowFileSystem
+		}
+		j.meta = fields
 		// An instance already on disk keeps its name.
 		for _, i := range st.Target {
 			if i.Version == v && (i.State == Final || i.State == PendingState) {
@@ -410,6 +456,9 @@ func (e *Engine) acquire(ctx context.Context, j job) error {
 	if err != nil {
 		return fmt.Errorf("transfer %s: %w", j.t.ID, err)
 	}
+	if err := e.applyMeta(j); err != nil {
+		return fmt.Errorf("transfer %s: %w", j.t.ID, err)
+	}
 	if err := renameSync(j.partial, j.pending); err != nil {
 		return fmt.Errorf("transfer %s: %w", j.t.ID, err)
 	}
@@ -417,20 +466,49 @@ func (e *Engine) acquire(ctx context.Context, j job) error {
 	return nil
 }
 
+// fileMode is the installed file's mode: Mode=, else @m of the source's
+// name, else the local source's mode; ReadOnly= (or @r) strips the write
+// bits.
 func (e *Engine) fileMode(j job) fs.FileMode {
 	mode := fs.FileMode(0o644)
-	switch {
-	case j.t.Mode != nil:
-		mode = fs.FileMode(*j.t.Mode)
-	case j.src != nil && j.src.Fields.Mode != nil:
-		mode = fs.FileMode(*j.src.Fields.Mode)
-	case j.src != nil && !j.t.Source.Type.Remote() && j.src.Mode != 0:
-		mode = j.src.Mode & 0o775
+	if j.meta.Mode != nil {
+		mode = fs.FileMode(*j.meta.Mode)
 	}
-	if j.t.ReadOnly != nil && *j.t.ReadOnly {
+	if j.meta.ReadOnly != nil && *j.meta.ReadOnly {
 		mode &^= 0o222
 	}
 	return mode
+}
+
+// applyMeta gives the acquired instance what systemd applies before it
+// becomes pending: the mtime (@t of the source's name, else a local
+// source's) and, for directories, the mode; files got theirs when
+// written. Then it is made durable.
+func (e *Engine) applyMeta(j job) error {
+	fi, err := os.Lstat(j.partial)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() && j.meta.Mode != nil {
+		if err := os.Chmod(j.partial, e.fileMode(j)); err != nil {
+			return err
+		}
+	}
+	if j.meta.Mtime != nil {
+		mt := time.UnixMicro(int64(*j.meta.Mtime))
+		if err := os.Chtimes(j.partial, mt, mt); err != nil {
+			return fmt.Errorf("set mtime of %s: %w", j.partial, err)
+		}
+	}
+	if fi.IsDir() {
+		return syncTree(j.partial)
+	}
+	f, err := os.Open(j.partial)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 func (e *Engine) progress(name string) func(done, total int64) {
@@ -559,16 +637,8 @@ func (e *Engine) acquireLocalFile(j job) error {
 	if err := os.Chmod(j.partial, e.fileMode(j)); err != nil {
 		return err
 	}
-	if err := os.Chtimes(j.partial, j.src.Mtime, j.src.Mtime); err != nil {
-		return err
-	}
-	f, err := os.Open(j.partial)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	e.step("copied")
-	return f.Sync()
+	return nil // applyMeta sets the mtime and fsyncs
 }
 
 func (e *Engine) acquireTar(ctx context.Context, j job) error {
@@ -725,7 +795,9 @@ func (e *Engine) linkCurrent(j job) (string, error) {
 	return link, nil
 }
 
-// VacuumResult counts what Vacuum removed.
+// VacuumResult counts what Vacuum removed, as systemd-sysupdate reports
+// it: the most instances one enabled transfer lost, and how many disabled
+// transfers had instances removed.
 type VacuumResult struct {
 	Removed           int `json:"removed"`
 	DisabledTransfers int `json:"disabledTransfers"`
@@ -736,6 +808,11 @@ type VacuumResult struct {
 // protected versions always stay.
 func (e *Engine) Vacuum(ctx context.Context) (VacuumResult, error) {
 	var res VacuumResult
+	unlock, err := e.lockTargets(ctx, e.Defs.Transfers, false)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	for _, t := range e.Defs.Transfers {
 		target, err := e.listTarget(t)
 		if err != nil {
@@ -746,7 +823,6 @@ func (e *Engine) Vacuum(ctx context.Context) (VacuumResult, error) {
 		disabled := !e.Defs.Enabled(t)
 		if disabled {
 			// A disabled transfer owns no instances: all go.
-			res.DisabledTransfers++
 			limit = -1
 		}
 		before := len(target)
@@ -757,7 +833,15 @@ func (e *Engine) Vacuum(ctx context.Context) (VacuumResult, error) {
 		if err != nil {
 			return res, err
 		}
-		res.Removed += before - len(after)
+		// systemd counts like this: instances as the most any enabled
+		// transfer removed (transfers move in lockstep), disabled
+		// transfers that had something to remove.
+		switch n := before - len(after); {
+		case disabled && n > 0:
+			res.DisabledTransfers++
+		case !disabled:
+			res.Removed = max(res.Removed, n)
+		}
 	}
 	return res, ctx.Err()
 }

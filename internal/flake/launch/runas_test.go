@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stratalinux/strata/internal/flake/runas"
 	"github.com/stratalinux/strata/internal/testutil/privtest"
@@ -36,7 +37,12 @@ func throwawayUser(t *testing.T, dir string) runas.User {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		killUserProcesses(u.UID)
+		// userdel refuses a user that still owns a process, and a
+		// SIGKILLed process (or one its dying parent forked) lingers
+		// until it has exited and been reaped: wait for that.
+		if left := endUserProcesses(u.UID, 30*time.Second); len(left) > 0 {
+			t.Errorf("processes of %s still there after 30 s: %s", name, strings.Join(left, ", "))
+		}
 		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
 			t.Errorf("userdel %s: %v\n%s", name, err, out)
 		}
@@ -53,9 +59,32 @@ func throwawayUser(t *testing.T, dir string) runas.User {
 	return u
 }
 
-// killUserProcesses ends the processes whose real uid is uid (this
-// test's own user), by process id.
-func killUserProcesses(uid uint32) {
+// endUserProcesses SIGKILLs the processes whose /proc entry belongs to
+// uid (this test's own user), by process id, until none is left or the
+// timeout passes; it returns what is left as "PID (COMM)".
+func endUserProcesses(uid uint32, timeout time.Duration) []string {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := userProcesses(uid)
+		if len(left) == 0 || time.Now().After(deadline) {
+			var s []string
+			for _, pid := range left {
+				comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+				s = append(s, fmt.Sprintf("%d (%s)", pid, strings.TrimSpace(string(comm))))
+			}
+			return s
+		}
+		for _, pid := range left {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// userProcesses lists the processes (zombies too: userdel counts them)
+// whose /proc entry belongs to uid.
+func userProcesses(uid uint32) []int {
+	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -64,9 +93,10 @@ func killUserProcesses(uid uint32) {
 		}
 		var st syscall.Stat_t
 		if syscall.Stat(filepath.Join("/proc", e.Name()), &st) == nil && st.Uid == uid {
-			syscall.Kill(pid, syscall.SIGKILL)
+			pids = append(pids, pid)
 		}
 	}
+	return pids
 }
 
 // asUser runs a command with the user's credentials and environment,

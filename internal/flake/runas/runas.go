@@ -252,42 +252,76 @@ func (u User) Become() error {
 	return nil
 }
 
-// Do runs fn on a fresh OS thread whose credentials are u's, so the files
-// fn opens are checked by the kernel as u (permissions, ACLs) while the
-// rest of the process keeps its own. The thread is never handed back to
-// the scheduler: it exits with fn, and its credentials with it.
+// Do runs fn on an OS thread of its own whose credentials are u's, so the
+// files fn opens are checked by the kernel as u (permissions, ACLs) while
+// the rest of the process keeps its own. The thread gets its own
+// credentials back before Do returns: a thread left as u (the runtime does
+// not always end a locked thread, e.g. the main one) would make a later
+// Become, which changes every thread at once, fail on it and take the
+// process down. If they cannot be restored, the thread is never handed
+// back to the scheduler.
 func (u User) Do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // deliberately never unlocked
-		if err := u.setThreadCredentials(); err != nil {
+		runtime.LockOSThread()
+		restore, err := u.setThreadCredentials()
+		if err != nil {
+			if restore() == nil {
+				runtime.UnlockOSThread()
+			}
 			errc <- err
 			return
 		}
-		errc <- fn()
+		err = fn()
+		if rerr := restore(); rerr != nil {
+			// Locked for good: the thread ends (or is parked) with fn.
+			errc <- errors.Join(err, rerr)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- err
 	}()
 	return <-errc
 }
 
 // setThreadCredentials changes only the calling thread: the raw system
 // calls, unlike syscall.Setresuid, are not applied to every thread (the
-// 32-bit uid calls of amd64 and arm64).
-func (u User) setThreadCredentials() error {
+// 32-bit uid calls of amd64 and arm64). The saved uid stays the thread's
+// own, so that restore can switch back.
+func (u User) setThreadCredentials() (restore func() error, err error) {
+	ruid, euid, suid := unix.Getresuid()
+	rgid, egid, sgid := unix.Getresgid()
+	oldGroups, err := unix.Getgroups()
+	if err != nil {
+		return func() error { return nil }, fmt.Errorf("switch to user %s: groups: %w", u.Name, err)
+	}
+	restore = func() error {
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(ruid), uintptr(euid), uintptr(suid)); e != 0 {
+			return fmt.Errorf("switch back from user %s: uid: %w", u.Name, e)
+		}
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(rgid), uintptr(egid), uintptr(sgid)); e != 0 {
+			return fmt.Errorf("switch back from user %s: gid: %w", u.Name, e)
+		}
+		if err := unix.Setgroups(oldGroups); err != nil {
+			return fmt.Errorf("switch back from user %s: groups: %w", u.Name, err)
+		}
+		return nil
+	}
 	groups := []int{int(u.GID)}
 	for _, g := range u.Groups {
 		groups = append(groups, int(g))
 	}
 	// unix.Setgroups is the raw, per-thread system call.
 	if err := unix.Setgroups(groups); err != nil {
-		return fmt.Errorf("switch to user %s: groups: %w", u.Name, err)
+		return restore, fmt.Errorf("switch to user %s: groups: %w", u.Name, err)
 	}
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.GID), uintptr(u.GID), uintptr(u.GID)); e != 0 {
-		return fmt.Errorf("switch to user %s: gid: %w", u.Name, e)
+		return restore, fmt.Errorf("switch to user %s: gid: %w", u.Name, e)
 	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.UID), uintptr(u.UID), uintptr(u.UID)); e != 0 {
-		return fmt.Errorf("switch to user %s: uid: %w", u.Name, e)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.UID), uintptr(u.UID), uintptr(suid)); e != 0 {
+		return restore, fmt.Errorf("switch to user %s: uid: %w", u.Name, e)
 	}
-	return nil
+	return restore, nil
 }
 
 // RootlessReady tells why rootless podman cannot run as u on this host,

@@ -128,3 +128,31 @@ func TestDoSwitchesOneThread(t *testing.T) {
 		t.Fatalf("id -u as nobody: %q %v", out, err)
 	}
 }
+
+// When Do returns, its thread (with the user's credentials) is gone, so
+// no thread of the process differs from the rest: a Become right after
+// (which changes every thread at once) cannot find one it may not change
+// and take the runtime down ("AllThreadsSyscall6 results differ").
+func TestDoLeavesNoSwitchedThread(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch users")
+	}
+	nobody, err := Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	for i := range 300 {
+		if err := nobody.Do(func() error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		ents, _ := os.ReadDir("/proc/self/task")
+		for _, e := range ents {
+			status, _ := os.ReadFile(filepath.Join("/proc/self/task", e.Name(), "status"))
+			for _, l := range strings.Split(string(status), "\n") {
+				if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" && f[1] != "0" {
+					t.Fatalf("round %d: thread %s still runs as uid %s after Do returned", i, e.Name(), f[1])
+				}
+			}
+		}
+	}
+}

@@ -8,16 +8,16 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
 )
 
 // Open opens (creating and migrating as needed) the store named by dsn: a
-// postgres:// or postgresql:// URL, or a path to an SQLite file.
+// postgres:// or postgresql:// URL or a keyword/value connection string,
+// or a path to an SQLite file.
 func Open(ctx context.Context, dsn string) (Store, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if IsPostgres(dsn) {
 		return OpenPostgres(ctx, dsn)
 	}
 	return OpenSQLite(ctx, dsn)
@@ -56,20 +56,25 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 // OpenPostgres connects to PostgreSQL; several servers may share one
 // database.
 func OpenPostgres(ctx context.Context, dsn string) (Store, error) {
+	// Errors name the database without its password: they reach logs
+	// and terminals.
+	fail := func(what string, err error) error {
+		return &redactedError{msg: redactIn(fmt.Sprintf("store: %s %s: %v", what, RedactDSN(dsn), err), dsn), err: err}
+	}
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, fail("opening PostgreSQL", err)
 	}
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("store: connecting to PostgreSQL: %w", err)
+		return nil, fail("connecting to PostgreSQL", err)
 	}
 	s := &sqlStore{d: postgresDialect, read: db, write: db}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
-		return nil, err
+		return nil, &redactedError{msg: redactIn(err.Error(), dsn), err: err}
 	}
 	return s, nil
 }

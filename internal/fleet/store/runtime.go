@@ -11,7 +11,7 @@ import (
 	"github.com/stratalinux/strata/internal/fleet"
 )
 
-const instanceCols = `app_id, machine_id, group_id, version, status, ip, alias, oem, last_check, granted_version, granted_at, in_progress, pinned, created`
+const instanceCols = `app_id, machine_id, group_id, version, status, ip, alias, oem, last_check, granted_version, granted_at, in_progress, pinned, created, granted_group`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -20,7 +20,7 @@ func scanInstance(r scanner) (fleet.Instance, error) {
 	var status, inProgress int
 	var last, granted, created int64
 	err := r.Scan(&in.AppID, &in.MachineID, &in.GroupID, &in.Version, &status, &in.IP, &in.Alias, &in.OEM,
-		&last, &in.GrantedVersion, &granted, &inProgress, &in.Pinned, &created)
+		&last, &in.GrantedVersion, &granted, &inProgress, &in.Pinned, &created, &in.GrantedGroup)
 	in.Status, in.InProgress = fleet.Status(status), inProgress != 0
 	in.LastCheck, in.GrantedAt, in.Created = fromMS(last), fromMS(granted), fromMS(created)
 	return in, err
@@ -96,9 +96,9 @@ func (s *sqlStore) writeRollout(ctx context.Context, tx *sql.Tx, r fleet.Rollout
 }
 
 func (s *sqlStore) insertInstance(ctx context.Context, tx execer, in fleet.Instance) (int64, error) {
-	res, err := s.exec(ctx, tx, `INSERT INTO instances (`+instanceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app_id, machine_id) DO NOTHING`,
+	res, err := s.exec(ctx, tx, `INSERT INTO instances (`+instanceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app_id, machine_id) DO NOTHING`,
 		in.AppID, in.MachineID, in.GroupID, in.Version, int(in.Status), in.IP, in.Alias, in.OEM, ms(in.LastCheck),
-		in.GrantedVersion, ms(in.GrantedAt), b2i(in.InProgress), in.Pinned, ms(in.Created))
+		in.GrantedVersion, ms(in.GrantedAt), b2i(in.InProgress), in.Pinned, ms(in.Created), in.GrantedGroup)
 	if err != nil {
 		return 0, err
 	}
@@ -108,10 +108,10 @@ func (s *sqlStore) insertInstance(ctx context.Context, tx execer, in fleet.Insta
 // updateInstance writes in if the stored update state still matches old.
 func (s *sqlStore) updateInstance(ctx context.Context, tx execer, old, in fleet.Instance) (int64, error) {
 	res, err := s.exec(ctx, tx, `UPDATE instances SET group_id = ?, version = ?, status = ?, ip = ?, alias = ?, oem = ?, last_check = ?,
-		granted_version = ?, granted_at = ?, in_progress = ?
+		granted_version = ?, granted_at = ?, in_progress = ?, granted_group = ?
 		WHERE app_id = ? AND machine_id = ? AND status = ? AND in_progress = ? AND granted_version = ?`,
 		in.GroupID, in.Version, int(in.Status), in.IP, in.Alias, in.OEM, ms(in.LastCheck),
-		in.GrantedVersion, ms(in.GrantedAt), b2i(in.InProgress),
+		in.GrantedVersion, ms(in.GrantedAt), b2i(in.InProgress), in.GrantedGroup,
 		in.AppID, in.MachineID, int(old.Status), b2i(old.InProgress), old.GrantedVersion)
 	if err != nil {
 		return 0, err
@@ -211,7 +211,7 @@ func (s *sqlStore) ExpireGrants(ctx context.Context, now time.Time, groups []*fl
 		}
 		cutoff := ms(now.Add(-g.Policy.UpdateTimeout.D()))
 		var stale int
-		if err := s.read.QueryRowContext(ctx, s.q(`SELECT count(*) FROM instances WHERE group_id = ? AND in_progress = 1 AND granted_at < ?`), g.ID, cutoff).Scan(&stale); err != nil {
+		if err := s.read.QueryRowContext(ctx, s.q(`SELECT count(*) FROM instances WHERE granted_group = ? AND in_progress = 1 AND granted_at < ?`), g.ID, cutoff).Scan(&stale); err != nil {
 			return total, err
 		}
 		if stale == 0 {
@@ -236,7 +236,7 @@ func (s *sqlStore) expireGroup(ctx context.Context, groupID string, cutoff int64
 	if err != nil {
 		return 0, err
 	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT granted_version FROM instances WHERE group_id = ? AND in_progress = 1 AND granted_at < ?`), groupID, cutoff)
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT granted_version FROM instances WHERE granted_group = ? AND in_progress = 1 AND granted_at < ?`), groupID, cutoff)
 	if err != nil {
 		return 0, err
 	}
@@ -250,7 +250,7 @@ func (s *sqlStore) expireGroup(ctx context.Context, groupID string, cutoff int64
 		versions = append(versions, v)
 	}
 	rows.Close()
-	res, err := tx.ExecContext(ctx, s.q(`UPDATE instances SET in_progress = 0, status = ? WHERE group_id = ? AND in_progress = 1 AND granted_at < ?`),
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE instances SET in_progress = 0, status = ? WHERE granted_group = ? AND in_progress = 1 AND granted_at < ?`),
 		int(fleet.StatusUndefined), groupID, cutoff)
 	if err != nil {
 		return 0, err
@@ -421,6 +421,9 @@ func (s *sqlStore) ImportInstances(ctx context.Context, list []fleet.Instance) e
 			return err
 		}
 		for _, in := range list[:n] {
+			if in.GrantedGroup == "" && in.GrantedVersion != "" {
+				in.GrantedGroup = in.GroupID // as migration 0002 backfills
+			}
 			if _, err := s.insertInstance(ctx, tx, in); err != nil {
 				tx.Rollback()
 				return fmt.Errorf("store: importing instance %s: %w", in.MachineID, err)

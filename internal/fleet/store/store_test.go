@@ -48,6 +48,7 @@ func runSuite(t *testing.T, open func(*testing.T) Store) {
 		"Expiry":             testExpiry,
 		"Listing":            testListing,
 		"Migrate twice":      testMigrateTwice,
+		"GrantingGroup":      testGrantingGroup,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
@@ -92,7 +93,7 @@ func check(ctx context.Context, s Store, w world, machine, ver string, now time.
 		return fleet.Outcome{}, err
 	}
 	g := cfg.GroupByID(w.group.ID)
-	ch, target := cfg.Target(g, "")
+	ch, target := cfg.Target(g)
 	app, _ := cfg.App(w.app.ID)
 	req := fleet.CheckRequest{Now: now, App: app, Group: g, Channel: ch, Target: target, Floors: cfg.Floors(ch.ID),
 		Report: fleet.Report{MachineID: machine, Version: ver}, Events: evs, UpdateCheck: len(evs) == 0}
@@ -385,7 +386,7 @@ func testBatchedTransitions(t *testing.T, s Store) {
 				return
 			}
 			g := cfg.GroupByID(w.group.ID)
-			ch, target := cfg.Target(g, "")
+			ch, target := cfg.Target(g)
 			app, _ := cfg.App(w.app.ID)
 			req := fleet.CheckRequest{Now: now, App: app, Group: g, Channel: ch, Target: target,
 				Report: fleet.Report{MachineID: machine, Version: "1.0.0"}, UpdateCheck: true}
@@ -478,5 +479,48 @@ func testTouch(t *testing.T, s Store) {
 		if !in.LastCheck.Equal(want) {
 			t.Errorf("%s: last check %v, want %v", m, in.LastCheck, want)
 		}
+	}
+}
+
+// A node granted an update in one group that then reports another track
+// keeps the granting group on its grant, and a timeout frees that
+// group's slot, not the new group's.
+func testGrantingGroup(t *testing.T, s Store) {
+	ctx := context.Background()
+	p := fleet.DefaultPolicy()
+	p.UpdateTimeout = fleet.Duration(time.Minute)
+	w := seed(t, s, p)
+	beta := &fleet.Group{AppID: w.app.ID, Name: "beta", Track: "beta", Arch: "amd64", ChannelID: w.ch.ID, Policy: p}
+	if err := s.CreateGroup(ctx, beta); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if out, err := check(ctx, s, w, "m1", "1.0.0", old); err != nil || out.Decision.Verdict != fleet.Grant {
+		t.Fatalf("%v %+v", err, out.Decision)
+	}
+	cfg, _ := s.LoadConfig(ctx)
+	app, _ := cfg.App(w.app.ID)
+	gb := cfg.GroupByID(beta.ID)
+	ch, target := cfg.Target(gb)
+	req := fleet.CheckRequest{Now: old.Add(time.Second), App: app, Group: gb, Channel: ch, Target: target,
+		Report: fleet.Report{MachineID: "m1", Version: "1.0.0", IP: "10.0.0.9"}}
+	if _, err := s.Transition(ctx, app.ID, "m1", gb.ID, func(in fleet.Instance, found bool, r fleet.Rollout) (fleet.Outcome, error) {
+		return fleet.Process(req, in, found, r), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	in, _, err := s.Instance(ctx, app.ID, "m1")
+	if err != nil || in.GroupID != gb.ID || in.GrantedGroup != w.group.ID || !in.InProgress {
+		t.Fatalf("instance after the track change: %+v %v", in, err)
+	}
+	n, err := s.ExpireGrants(ctx, time.Now(), []*fleet.Group{cfg.GroupByID(w.group.ID), gb})
+	if err != nil || n != 1 {
+		t.Fatalf("expired %d: %v", n, err)
+	}
+	if r, _ := s.Rollout(ctx, w.group.ID); r.InProgress != 0 || r.TimedOut != 1 {
+		t.Errorf("granting group after the timeout: %+v", r)
+	}
+	if r, _ := s.Rollout(ctx, gb.ID); r.InProgress != 0 || r.TimedOut != 0 {
+		t.Errorf("other group after the timeout: %+v", r)
 	}
 }

@@ -312,29 +312,29 @@ func (s *sqlStore) updateInstanceRows(ctx context.Context, tx *sql.Tx, list []fl
 		// UPDATE … FROM; one UPDATE per row.
 		for _, in := range list {
 			if _, err := s.exec(ctx, tx, `UPDATE instances SET group_id = ?, version = ?, status = ?, ip = ?, alias = ?, oem = ?, last_check = ?,
-		granted_version = ?, granted_at = ?, in_progress = ? WHERE app_id = ? AND machine_id = ?`,
+		granted_version = ?, granted_at = ?, in_progress = ?, granted_group = ? WHERE app_id = ? AND machine_id = ?`,
 				in.GroupID, in.Version, int(in.Status), in.IP, in.Alias, in.OEM, ms(in.LastCheck),
-				in.GrantedVersion, ms(in.GrantedAt), b2i(in.InProgress), in.AppID, in.MachineID); err != nil {
+				in.GrantedVersion, ms(in.GrantedAt), b2i(in.InProgress), in.GrantedGroup, in.AppID, in.MachineID); err != nil {
 				return fmt.Errorf("store: writing instances: %w", err)
 			}
 		}
 		return nil
 	}
 	const chunk = 200
-	const row = `(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS INTEGER))`
+	const row = `(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS INTEGER), CAST(? AS TEXT))`
 	for len(list) > 0 {
 		n := min(len(list), chunk)
 		var b strings.Builder
 		b.WriteString(`UPDATE instances SET group_id = v.column3, version = v.column4, status = v.column5, ip = v.column6, alias = v.column7, oem = v.column8,
-		last_check = v.column9, granted_version = v.column10, granted_at = v.column11, in_progress = v.column12 FROM (VALUES `)
-		args := make([]any, 0, n*12)
+		last_check = v.column9, granted_version = v.column10, granted_at = v.column11, in_progress = v.column12, granted_group = v.column13 FROM (VALUES `)
+		args := make([]any, 0, n*13)
 		for i, in := range list[:n] {
 			if i > 0 {
 				b.WriteString(", ")
 			}
 			b.WriteString(row)
 			args = append(args, in.AppID, in.MachineID, in.GroupID, in.Version, int(in.Status), in.IP, in.Alias, in.OEM,
-				ms(in.LastCheck), in.GrantedVersion, ms(in.GrantedAt), b2i(in.InProgress))
+				ms(in.LastCheck), in.GrantedVersion, ms(in.GrantedAt), b2i(in.InProgress), in.GrantedGroup)
 		}
 		b.WriteString(`) AS v WHERE instances.app_id = v.column1 AND instances.machine_id = v.column2`)
 		res, err := tx.ExecContext(ctx, s.q(b.String()), args...)
