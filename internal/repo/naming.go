@@ -2,6 +2,7 @@ package repo
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/stratalinux/strata/internal/release"
@@ -18,11 +19,13 @@ type ImageName struct {
 // File returns the image's file name.
 func (n ImageName) File() string { return n.Name + "-" + n.Version + "-" + n.Arch + ".raw" }
 
-// archNames are the architectures an image name may end with, longest
-// first so that "x86-64" wins over a shorter match.
-var archNames = []string{
-	"x86-64", "loongarch64", "riscv64", "ppc64-le", "arm64", "s390x", "ppc64", "mips64-le", "mips-le", "alpha", "arc-be", "arc", "arm-be", "arm", "ia64", "loongarch32", "m68k", "parisc", "ppc-le", "ppc", "riscv32", "s390", "sh64", "sh", "sparc64", "sparc", "tilegx", "cris", "x86",
-}
+// archNames are systemd's architecture names, longest first so that
+// "x86-64" wins over "x86" and "arm64-be" over a shorter match.
+var archNames = func() []string {
+	a := sdparse.Architectures()
+	slices.SortStableFunc(a, func(x, y string) int { return len(y) - len(x) })
+	return a
+}()
 
 // ParseImageName splits NAME-VERSION-ARCH.raw. The version starts at the
 // first "-" followed by a digit (or "v" and a digit), so names may contain
@@ -34,7 +37,7 @@ func ParseImageName(file string) (ImageName, error) {
 	}
 	var n ImageName
 	for _, a := range archNames {
-		if rest, ok := strings.CutSuffix(base, "-"+a); ok && sdparse.KnownArchitecture(a) {
+		if rest, ok := strings.CutSuffix(base, "-"+a); ok {
 			n.Arch, base = a, rest
 			break
 		}
