@@ -14,27 +14,6 @@ import (
 	"github.com/stratalinux/strata/internal/testutil/privtest"
 )
 
-func TestParseOS(t *testing.T) {
-	for _, c := range []struct {
-		in, id, vid, level string
-		bad                bool
-	}{
-		{"", "_any", "", "", false},
-		{"debian", "debian", "", "", false},
-		{"debian:12", "debian", "12", "", false},
-		{"flatcar:level=1.0", "flatcar", "", "1.0", false},
-		{"fedora:version=41", "fedora", "41", "", false},
-		{"_any:1", "", "", "", true},
-		{"Deb ian", "", "", "", true},
-		{"debian:", "", "", "", true},
-	} {
-		id, vid, level, err := ParseOS(c.in)
-		if (err != nil) != c.bad || id != c.id || vid != c.vid || level != c.level {
-			t.Errorf("ParseOS(%q) = %q %q %q %v", c.in, id, vid, level, err)
-		}
-	}
-}
-
 func TestPlanAndRelease(t *testing.T) {
 	p, err := NewPlan(Request{Dir: "/t", Name: "docker", Version: "28.0.4", Arch: "aarch64", OS: "flatcar:level=1.0", OutDir: "/out"}, Tree{HasUnits: true})
 	if err != nil {
@@ -67,18 +46,6 @@ func TestPlanAndRelease(t *testing.T) {
 	p, _ = NewPlan(Request{Name: "x", Version: "1", Arch: "arm64", Format: "dir"}, Tree{})
 	if filepath.Base(p.Output) != "x-1-arm64" {
 		t.Errorf("dir output %s", p.Output)
-	}
-}
-
-func TestQuoteValue(t *testing.T) {
-	r := Release{Name: "x", Version: "1", Arch: AnyArch, Extra: map[string]string{"SYSEXT_SCOPE_X": "a b $c"}}
-	got := string(r.Render())
-	if !strings.Contains(got, `SYSEXT_SCOPE_X="a b \$c"`) || strings.Contains(got, "ARCHITECTURE") {
-		t.Errorf("%s", got)
-	}
-	m, err := ParseRelease(r.Render())
-	if err != nil || m["SYSEXT_SCOPE_X"] != "a b $c" {
-		t.Errorf("round trip: %v %q", err, m["SYSEXT_SCOPE_X"])
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/stratalinux/strata/internal/fsimage"
+	"github.com/stratalinux/strata/internal/lint"
 )
 
 // Result describes the image a bake wrote.
@@ -22,6 +23,9 @@ type Result struct {
 	// SumPath is the NAME-VERSION-ARCH.raw.sha256 file (none for a
 	// directory image).
 	SumPath string `json:"sha256_file,omitempty"`
+	// Findings are what lint found (nil when it did not run); the
+	// command prints them its own way.
+	Findings lint.Findings `json:"-"`
 }
 
 // ExecOptions are the acting side's knobs.

@@ -7,6 +7,7 @@ package bake
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/stratalinux/strata/internal/fsimage"
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/release"
 )
 
 // Request is what the user asked for.
@@ -32,6 +34,12 @@ type Request struct {
 	// Reload forces EXTENSION_RELOAD_MANAGER on (true) or off (false);
 	// nil decides from whether the tree ships units.
 	Reload *bool
+	// NoLint skips linting the tree while it is baked (Bake).
+	NoLint bool
+	// MaxSize is the largest image lint allows, in bytes; 0 = no limit.
+	MaxSize int64
+	// Progress receives the image tool's progress output (nil: quiet).
+	Progress io.Writer
 }
 
 // Tree is what the plan needs to know about the source tree.
@@ -48,7 +56,7 @@ type Plan struct {
 	Req     Request
 	Arch    string
 	Writer  fsimage.Writer
-	Release Release
+	Release release.Release
 	// ReleasePath is where the extension-release lives in the image.
 	ReleasePath string
 	// Generate is true when the release file is added (the tree has none).
@@ -58,23 +66,6 @@ type Plan struct {
 	FileName string
 	// Output is the full output path.
 	Output string
-}
-
-// ValidName checks an image name: it becomes a file name and the suffix
-// of extension-release.NAME.
-func ValidName(s string) error {
-	if s == "" {
-		return errors.New("the image name is empty (give --name)")
-	}
-	if len(s) > 128 || s[0] == '.' || s[0] == '-' {
-		return fmt.Errorf("image name %q must not start with '.' or '-' and be at most 128 bytes", s)
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == '+') {
-			return fmt.Errorf("image name %q: only letters, digits, '-', '_', '.' and '+' are allowed", s)
-		}
-	}
-	return nil
 }
 
 // ValidVersion checks a version: it sits between two '-' in the file
@@ -100,13 +91,16 @@ func ValidVersion(s string) error {
 
 // NewPlan decides the bake from the request and the facts about the tree.
 func NewPlan(req Request, tree Tree) (Plan, error) {
-	if err := ValidName(req.Name); err != nil {
+	if req.Name == "" {
+		return Plan{}, errors.New("the image name is empty (give --name)")
+	}
+	if err := release.ValidName(req.Name); err != nil {
 		return Plan{}, err
 	}
 	if err := ValidVersion(req.Version); err != nil {
 		return Plan{}, err
 	}
-	arch, err := NormalizeArch(req.Arch)
+	arch, err := release.NormalizeArch(req.Arch)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -114,7 +108,7 @@ func NewPlan(req Request, tree Tree) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	id, vid, level, err := ParseOS(req.OS)
+	id, vid, level, err := release.ParseOS(req.OS)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -125,11 +119,11 @@ func NewPlan(req Request, tree Tree) (Plan, error) {
 	if req.Reload != nil {
 		reload = *req.Reload
 	}
-	rel := Release{Class: req.Class, Name: req.Name, Version: req.Version, ID: id, VersionID: vid,
+	rel := release.Release{Class: req.Class, Name: req.Name, Version: req.Version, ID: id, VersionID: vid,
 		Level: level, Scope: req.Scope, Arch: arch, ReloadManager: reload}
 	p := Plan{Req: req, Arch: arch, Writer: w, Release: rel, ReleasePath: req.Class.ReleasePath(req.Name)}
 	if tree.Release != nil {
-		fields, err := ParseRelease(tree.Release)
+		fields, err := release.Parse(tree.Release)
 		if err != nil {
 			return Plan{}, fmt.Errorf("%s in %s: %w", p.ReleasePath, req.Dir, err)
 		}
@@ -187,13 +181,9 @@ func readSmall(p string, limit int64) ([]byte, error) {
 	return os.ReadFile(p)
 }
 
-// UnitDirs are the directories, relative to the image root, whose files
-// are systemd units.
-var UnitDirs = []string{"usr/lib/systemd/system", "usr/local/lib/systemd/system", "etc/systemd/system", "usr/lib/systemd/user", "etc/systemd/user"}
-
 // HasUnits tells whether the tree ships any systemd unit or drop-in.
 func HasUnits(dir string, class imageclass.Class) bool {
-	for _, d := range UnitDirs {
+	for _, d := range release.UnitDirs {
 		if class == imageclass.Sysext && strings.HasPrefix(d, "etc/") || class == imageclass.Confext && !strings.HasPrefix(d, "etc/") {
 			continue
 		}

@@ -18,6 +18,8 @@ import (
 	"github.com/stratalinux/strata/internal/fsimage"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/lint"
+	"github.com/stratalinux/strata/internal/release"
+	"github.com/stratalinux/strata/internal/sdparse"
 )
 
 type bakeFlags struct {
@@ -135,18 +137,17 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
+// parseReload reads --reload-manager: auto, or a boolean in systemd's
+// spelling.
 func parseReload(s string) (*bool, error) {
-	switch s {
-	case "auto", "":
+	if s == "auto" || s == "" {
 		return nil, nil
-	case "yes", "true", "1", "on":
-		t := true
-		return &t, nil
-	case "no", "false", "0", "off":
-		f := false
-		return &f, nil
 	}
-	return nil, fmt.Errorf("--reload-manager %q: want auto, yes or no", s)
+	b, err := sdparse.Boolean(s)
+	if err != nil {
+		return nil, fmt.Errorf("--reload-manager %q: want auto, yes or no", s)
+	}
+	return &b, nil
 }
 
 // progressWriter returns stderr when it is a terminal and output is not
@@ -161,46 +162,23 @@ func progressWriter(env *Env, jsonOut bool) io.Writer {
 	return nil
 }
 
-// bakeTree bakes a populated tree: plan, lint alongside the write, execute.
-func bakeTree(ctx context.Context, env *Env, req bake.Request, f bakeFlags, progress io.Writer) (bake.Result, lint.Findings, error) {
-	tree, err := bake.ScanTree(req.Dir, req.Class, req.Name)
-	if err != nil {
-		return bake.Result{}, nil, fmt.Errorf("bake %s: %w", req.Dir, err)
-	}
-	plan, err := bake.NewPlan(req, tree)
-	if err != nil {
-		return bake.Result{}, nil, fmt.Errorf("bake %s: %w", req.Dir, err)
-	}
-	maxSize, err := parseSize(f.maxSize)
-	if err != nil {
-		return bake.Result{}, nil, fmt.Errorf("--max-size: %w", err)
-	}
-	var findings lint.Findings
-	eo := bake.ExecOptions{Progress: progress}
-	if !f.noLint {
-		eo.Check = func(ctx context.Context) error {
-			rel := map[string]string{}
-			for _, kv := range plan.Release.Fields() {
-				rel[kv[0]] = kv[1]
-			}
-			fs, err := lint.Run(ctx, os.DirFS(req.Dir).(lint.Tree), lint.Options{
-				Class: req.Class, Name: req.Name, Generated: plan.Generate, Release: rel, MaxSize: maxSize})
-			if err != nil {
-				return fmt.Errorf("lint %s: %w", req.Dir, err)
-			}
-			findings = fs
-			return fs.Err(req.Dir)
-		}
-	}
-	res, err := bake.Execute(ctx, plan, eo)
-	return res, findings, err
-}
-
-func bakeRequest(dir string, f bakeFlags) (bake.Request, error) {
+// bakeRequest is the request for baking directory dir.
+func bakeRequest(env *Env, dir string, f bakeFlags) (bake.Request, error) {
 	class, err := imageclass.Parse(f.class)
 	if err != nil {
 		return bake.Request{}, err
 	}
+	req, err := bakeOptions(env, f)
+	if err != nil {
+		return bake.Request{}, err
+	}
+	req.Dir, req.Name, req.Version, req.Arch, req.Class = dir, f.name, f.version, f.arch, class
+	return req, nil
+}
+
+// bakeOptions is the part of a bake request the flags give for every
+// image, whether baked from a directory or a recipe.
+func bakeOptions(env *Env, f bakeFlags) (bake.Request, error) {
 	if _, err := fsimage.New(f.format); err != nil {
 		return bake.Request{}, err
 	}
@@ -212,9 +190,13 @@ func bakeRequest(dir string, f bakeFlags) (bake.Request, error) {
 	if err != nil {
 		return bake.Request{}, err
 	}
-	return bake.Request{Dir: dir, Name: f.name, Version: f.version, Arch: f.arch, Class: class,
-		Format: f.format, Compression: f.compression, OS: f.osSpec, Scope: f.scope,
-		OutDir: f.output, Epoch: epoch, Reload: reload}, nil
+	maxSize, err := parseSize(f.maxSize)
+	if err != nil {
+		return bake.Request{}, fmt.Errorf("--max-size: %w", err)
+	}
+	return bake.Request{Format: f.format, Compression: f.compression, OS: f.osSpec, Scope: f.scope,
+		OutDir: f.output, Epoch: epoch, Reload: reload,
+		NoLint: f.noLint, MaxSize: maxSize, Progress: progressWriter(env, f.json)}, nil
 }
 
 type bakeOutput struct {
@@ -229,17 +211,17 @@ func bakeDir(ctx context.Context, env *Env, dir string, f bakeFlags) error {
 	if f.arch == "all" {
 		return fmt.Errorf("--arch all is for recipes; a directory holds one architecture's files")
 	}
-	req, err := bakeRequest(dir, f)
+	req, err := bakeRequest(env, dir, f)
 	if err != nil {
 		return err
 	}
-	res, findings, err := bakeTree(ctx, env, req, f, progressWriter(env, f.json))
-	logFindings(env, findings, f.json)
+	res, err := bake.Bake(ctx, req)
+	logFindings(env, res.Findings, f.json)
 	if err != nil {
 		return err
 	}
-	arch, _ := bake.NormalizeArch(f.arch)
-	return printBakeResults(env, f.json, []bakeOutput{{Result: res, Name: f.name, Version: f.version, Arch: arch, Findings: nonNil(findings)}})
+	arch, _ := release.NormalizeArch(f.arch)
+	return printBakeResults(env, f.json, []bakeOutput{{Result: res, Name: f.name, Version: f.version, Arch: arch, Findings: nonNil(res.Findings)}})
 }
 
 func nonNil(f lint.Findings) []lint.Finding {

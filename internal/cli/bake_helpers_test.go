@@ -1,5 +1,5 @@
 package cli
 
-import "github.com/stratalinux/strata/internal/bake"
+import "github.com/stratalinux/strata/internal/release"
 
-func hostArchForTest() string { return bake.HostArch() }
+func hostArchForTest() string { return release.HostArch() }

@@ -16,6 +16,7 @@ import (
 	"github.com/stratalinux/strata/internal/bake"
 	"github.com/stratalinux/strata/internal/fetch"
 	"github.com/stratalinux/strata/internal/recipe"
+	"github.com/stratalinux/strata/internal/release"
 	"github.com/stratalinux/strata/recipes"
 )
 
@@ -112,6 +113,11 @@ func bakeRecipes(ctx context.Context, env *Env, args []string, f bakeFlags) erro
 	if err != nil {
 		return err
 	}
+	// Checked before anything is downloaded; each recipe fills in the rest.
+	base, err := bakeOptions(env, f)
+	if err != nil {
+		return err
+	}
 	client := &fetch.Client{Rewrite: rw, Header: http.Header{}}
 	if tok := os.Getenv("GH_TOKEN"); tok != "" && rw == nil {
 		client.Header.Set("Authorization", "Bearer "+tok)
@@ -160,7 +166,7 @@ func bakeRecipes(ctx context.Context, env *Env, args []string, f bakeFlags) erro
 				errs[i] = ctx.Err()
 				return
 			}
-			out, err := bakeRecipeArch(ctx, env, j.r, client, j.res, j.arch, f, progress)
+			out, err := bakeRecipeArch(ctx, j.r, client, j.res, j.arch, base, f.allowUnverified)
 			if err != nil {
 				errs[i] = err
 				cancel()
@@ -189,7 +195,7 @@ func recipeArches(r *recipe.Recipe, flag string) ([]string, error) {
 	if flag == "all" {
 		return r.Arches(), nil
 	}
-	a, err := bake.NormalizeArch(flag)
+	a, err := release.NormalizeArch(flag)
 	if err != nil {
 		return nil, err
 	}
@@ -199,39 +205,24 @@ func recipeArches(r *recipe.Recipe, flag string) ([]string, error) {
 	return []string{a}, nil
 }
 
-func bakeRecipeArch(ctx context.Context, env *Env, r *recipe.Recipe, c *fetch.Client, res recipe.Resolved, arch string, f bakeFlags, progress io.Writer) (bakeOutput, error) {
+func bakeRecipeArch(ctx context.Context, r *recipe.Recipe, c *fetch.Client, res recipe.Resolved, arch string, base bake.Request, allowUnverified bool) (bakeOutput, error) {
 	dls, err := r.Downloads(ctx, c, res, arch)
 	if err != nil {
 		return bakeOutput{}, err
 	}
-	work, err := os.MkdirTemp(f.output, ".strata-work-")
+	work, err := os.MkdirTemp(base.OutDir, ".strata-work-")
 	if err != nil {
 		return bakeOutput{}, err
 	}
 	defer os.RemoveAll(work)
-	root, err := r.Populate(ctx, c, dls, work, f.allowUnverified)
+	root, err := r.Populate(ctx, c, dls, work, allowUnverified)
 	if err != nil {
 		return bakeOutput{}, err
 	}
-	rf := f
-	rf.name, rf.version, rf.arch = r.Name, res.Version, arch
-	rf.class = r.ClassValue().String()
-	if rf.osSpec == "" {
-		rf.osSpec = r.Release.OS
-	}
-	if rf.scope == "" {
-		rf.scope = r.Release.Scope
-	}
-	if rf.reload == "auto" && r.Release.ReloadManager != nil {
-		rf.reload = map[bool]string{true: "yes", false: "no"}[*r.Release.ReloadManager]
-	}
-	req, err := bakeRequest(root, rf)
-	if err != nil {
-		return bakeOutput{}, err
-	}
-	result, findings, err := bakeTree(ctx, env, req, rf, progress)
+	req := r.Request(base, res, arch, root)
+	result, err := bake.Bake(ctx, req)
 	if err != nil {
 		return bakeOutput{}, fmt.Errorf("%s %s %s: %w", r.Name, res.Version, arch, err)
 	}
-	return bakeOutput{Result: result, Name: r.Name, Version: res.Version, Arch: arch, Findings: nonNil(findings)}, nil
+	return bakeOutput{Result: result, Name: r.Name, Version: res.Version, Arch: arch, Findings: nonNil(result.Findings)}, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/stratalinux/strata/internal/merge"
 	"github.com/stratalinux/strata/internal/osrelease"
 	"github.com/stratalinux/strata/internal/rootfs"
+	"github.com/stratalinux/strata/internal/sdparse"
 )
 
 const (
@@ -165,14 +166,14 @@ func engine(env *Env, class imageclass.Class, f *extFlags) (*merge.Engine, error
 		return nil, fmt.Errorf("--image-policy: %w", err)
 	}
 	if f.noexec != "" {
-		b, err := osrelease.ParseBool(f.noexec)
+		b, err := sdparse.Boolean(f.noexec)
 		if err != nil {
 			return nil, fmt.Errorf("failed to parse --noexec= argument %q: want a boolean", f.noexec)
 		}
 		e.Noexec = &b
 	}
 	if f.alwaysRefresh != "" {
-		b, err := osrelease.ParseBool(f.alwaysRefresh)
+		b, err := sdparse.Boolean(f.alwaysRefresh)
 		if err != nil {
 			return nil, fmt.Errorf("failed to parse --always-refresh= argument %q: want a boolean", f.alwaysRefresh)
 		}
@@ -343,7 +344,7 @@ func mergedWantsReload(e *merge.Engine) bool {
 			if err != nil {
 				continue
 			}
-			if b, err := osrelease.ParseBool(rel.Fields["EXTENSION_RELOAD_MANAGER"]); err == nil && b {
+			if b, err := sdparse.Boolean(rel.Fields["EXTENSION_RELOAD_MANAGER"]); err == nil && b {
 				return true
 			}
 		}
@@ -467,14 +468,14 @@ func runCheck(env *Env, class imageclass.Class, f *extFlags, imagePath, osReleas
 		if err != nil {
 			return err
 		}
-		host = osrelease.Host{Release: rel, Scope: "system", Architecture: osrelease.NativeArchitecture()}
+		host = osrelease.Host{Release: rel, Scope: "system", Architecture: sdparse.NativeArchitecture()}
 		if rel["ID"] == "" {
 			return fmt.Errorf("'ID' field not found or empty in %s", osReleasePath)
 		}
 	} else if host, err = e.HostRelease(); err != nil {
 		return err
 	}
-	cand := merge.ReadCandidate(img, class, e.Hierarchies, osrelease.NativeArchitecture())
+	cand := merge.ReadCandidate(img, class, e.Hierarchies, sdparse.NativeArchitecture())
 	v := merge.Evaluate([]merge.Candidate{cand}, class, host, f.force)[0]
 	res := checkResult{Image: imagePath, Name: img.Name, Class: class.String(), Merges: v.Use, Status: string(v.Status), Reason: v.Reason, Provides: cand.Provides}
 	if res.Provides == nil {

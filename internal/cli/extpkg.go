@@ -9,9 +9,10 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/release"
 	"github.com/stratalinux/strata/internal/repo"
 	"github.com/stratalinux/strata/internal/rootfs"
+	"github.com/stratalinux/strata/internal/sdparse"
 	"github.com/stratalinux/strata/internal/sysupdate"
 )
 
@@ -76,15 +77,15 @@ func transferPath(name string) string {
 
 func extAdd(cmd *cobra.Command, env *Env, f *extPkgFlags, arg string) error {
 	name, ver, _ := strings.Cut(arg, "@")
-	if err := repo.ValidName(name); err != nil {
+	if err := release.ValidName(name); err != nil {
 		return err
 	}
 	if f.repoURL == "" {
 		return errors.New("--repo URL is required (the repository's base URL)")
 	}
-	verify, err := parseYesNo("--verify", f.verify)
+	verify, err := sdparse.Boolean(f.verify)
 	if err != nil {
-		return err
+		return fmt.Errorf("--verify=%s: not a boolean", f.verify)
 	}
 	sf := &sysupdateFlags{root: f.root, component: name, json: "off"}
 	root, err := sf.rootDir()
@@ -106,7 +107,7 @@ func extAdd(cmd *cobra.Command, env *Env, f *extPkgFlags, arg string) error {
 		var res *sysupdate.UpdateResult
 		res, err = e.Update(cmdContext(cmd), ver)
 		if err == nil && res.Version == "" {
-			err = fmt.Errorf("%s/SHA256SUMS offers no image of %s for this architecture (%s-VERSION-%s.raw)", spec.URL, name, name, osrelease.NativeArchitecture())
+			err = fmt.Errorf("%s/SHA256SUMS offers no image of %s for this architecture (%s-VERSION-%s.raw)", spec.URL, name, name, sdparse.NativeArchitecture())
 		}
 		if err == nil {
 			if res.Message != "" && !res.Installed {
@@ -130,18 +131,8 @@ func extAdd(cmd *cobra.Command, env *Env, f *extPkgFlags, arg string) error {
 	return err
 }
 
-func parseYesNo(flag, v string) (bool, error) {
-	switch strings.ToLower(v) {
-	case "yes", "true", "1", "on":
-		return true, nil
-	case "no", "false", "0", "off":
-		return false, nil
-	}
-	return false, fmt.Errorf("%s=%s: not a boolean", flag, v)
-}
-
 func extRemove(cmd *cobra.Command, env *Env, f *extPkgFlags, name string) error {
-	if err := repo.ValidName(name); err != nil {
+	if err := release.ValidName(name); err != nil {
 		return err
 	}
 	sf := &sysupdateFlags{root: f.root}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/stratalinux/strata/internal/bake"
 	"github.com/stratalinux/strata/internal/inspect"
+	"github.com/stratalinux/strata/internal/release"
 )
 
 func newInspectCommand(env *Env) *cobra.Command {
@@ -30,7 +30,7 @@ Strata's own squashfs/erofs/ext4/GPT readers; nothing is mounted.`,
 			if err != nil {
 				env.Log.Warn("no host os-release; skipping the compatibility check", "err", err)
 			}
-			a, err := bake.NormalizeArch(arch)
+			a, err := release.NormalizeArch(arch)
 			if err != nil {
 				return err
 			}

@@ -5,9 +5,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/stratalinux/strata/internal/download"
-	"github.com/stratalinux/strata/internal/osrelease"
 	"github.com/stratalinux/strata/internal/pgpsign"
 	"github.com/stratalinux/strata/internal/provision"
+	"github.com/stratalinux/strata/internal/sdparse"
 )
 
 func newProvisionCommand(env *Env) *cobra.Command {
@@ -71,7 +71,7 @@ installed on the node and the transfers keep Verify=yes.`,
 	f.StringVar(&ver, "butane-version", "", "Butane spec version (flatcar: 1.0.0, 1.1.0; fcos: 1.4.0–1.6.0)")
 	f.BoolVar(&ignition, "ignition", false, "print Ignition JSON instead of Butane")
 	f.StringVar(&keyring, "keyring", "", "the repository's public key: verify now and install on the node")
-	f.StringVar(&arch, "arch", osrelease.NativeArchitecture(), "architecture of the nodes (x86-64, arm64, …)")
+	f.StringVar(&arch, "arch", sdparse.NativeArchitecture(), "architecture of the nodes (x86-64, arm64, …)")
 	f.StringVar(&activate, "activate", "refresh", "after an update: refresh (systemd-sysext refresh) or reboot (touch /run/reboot-required)")
 	f.StringVar(&updater, "updater", "/usr/lib/systemd/systemd-sysupdate", "sysupdate binary on the node (e.g. /usr/bin/strata sysupdate)")
 	f.BoolVar(&noop, "noop", false, "add /etc/sysupdate.d/noop.transfer (Flatcar releases without one)")

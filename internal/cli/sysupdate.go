@@ -20,8 +20,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/stratalinux/strata/internal/download"
 	"github.com/stratalinux/strata/internal/imageclass"
-	"github.com/stratalinux/strata/internal/osrelease"
 	"github.com/stratalinux/strata/internal/rootfs"
+	"github.com/stratalinux/strata/internal/sdparse"
 	"github.com/stratalinux/strata/internal/sysupdate"
 )
 
@@ -162,6 +162,9 @@ func (f *sysupdateFlags) check() error {
 	if f.instancesMax < 0 {
 		return errors.New("--instances-max= must be positive")
 	}
+	if _, err := sdparse.Boolean(f.sync); f.sync != "" && err != nil {
+		return fmt.Errorf("--sync=%s: not a boolean", f.sync)
+	}
 	if _, err := jsonMode(&extFlags{json: f.json}); err != nil {
 		return err
 	}
@@ -224,7 +227,7 @@ func (f *sysupdateFlags) newEngine(env *Env) (*sysupdate.Engine, error) {
 		verify = "no"
 	}
 	if verify != "" {
-		b, err := osrelease.ParseBool(verify)
+		b, err := sdparse.Boolean(verify)
 		if err != nil {
 			return nil, fmt.Errorf("--verify=%s: not a boolean", verify)
 		}

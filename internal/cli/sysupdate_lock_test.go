@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stratalinux/strata/internal/osrelease"
 	"github.com/stratalinux/strata/internal/reposerve"
+	"github.com/stratalinux/strata/internal/sdparse"
 )
 
 // slowWriter sends at most 32 KiB per 20 ms.
@@ -40,7 +40,7 @@ func (w slowWriter) Write(b []byte) (int, error) {
 // one component, as two processes against a slow repository: one waits
 // for the other, both succeed, and the installed image is whole.
 func TestExtAddAndTimerUpdateDoNotCollide(t *testing.T) {
-	arch := osrelease.NativeArchitecture()
+	arch := sdparse.NativeArchitecture()
 	r := newServedRepo(t)
 	h, err := reposerve.New(r.dir, nil)
 	if err != nil {

@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stratalinux/strata/internal/osrelease"
 	"github.com/stratalinux/strata/internal/reposerve"
+	"github.com/stratalinux/strata/internal/sdparse"
 	"github.com/stratalinux/strata/internal/testutil/exttest"
 	"github.com/stratalinux/strata/internal/testutil/privtest"
 )
@@ -67,7 +67,7 @@ func (r *servedRepo) installKey(t *testing.T, root string) {
 }
 
 func TestSysupdateCLI(t *testing.T) {
-	arch := osrelease.NativeArchitecture()
+	arch := sdparse.NativeArchitecture()
 	r := newServedRepo(t)
 	src := t.TempDir()
 	var imgs []string
@@ -158,7 +158,7 @@ func TestExtAddUpdateRemove(t *testing.T) {
 		return
 	}
 	privtest.RequireTools(t, "mksquashfs")
-	arch := osrelease.NativeArchitecture()
+	arch := sdparse.NativeArchitecture()
 	r := newServedRepo(t)
 	img := func(v string) string {
 		tree := exttest.SysextTree(t, filepath.Join(t.TempDir(), "hello"), "hello", "ID=_any\n", map[string]string{"usr/bin/hello": "#!/bin/sh\necho " + v + "\n"})

@@ -15,6 +15,7 @@ import (
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/merge"
 	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/sdparse"
 	"golang.org/x/sys/unix"
 )
 
@@ -150,7 +151,7 @@ func mergeExec(env *Env, f *testFlags, imagePath string, argv []string) error {
 		if err != nil {
 			return err
 		}
-		e.Host = &osrelease.Host{Release: rel, Scope: "system", Architecture: osrelease.NativeArchitecture()}
+		e.Host = &osrelease.Host{Release: rel, Scope: "system", Architecture: sdparse.NativeArchitecture()}
 	}
 	// Decide first, so that an image that would not merge is reported
 	// as such rather than tested as an empty merge.
@@ -158,7 +159,7 @@ func mergeExec(env *Env, f *testFlags, imagePath string, argv []string) error {
 	if err != nil {
 		return err
 	}
-	cand := merge.ReadCandidate(img, class, e.Hierarchies, osrelease.NativeArchitecture())
+	cand := merge.ReadCandidate(img, class, e.Hierarchies, sdparse.NativeArchitecture())
 	if v := merge.Evaluate([]merge.Candidate{cand}, class, host, f.force)[0]; !v.Use {
 		if v.Fatal != nil {
 			return v.Fatal
@@ -185,7 +186,7 @@ func testClass(flag string, img image.Image) (imageclass.Class, error) {
 		return imageclass.Parse(flag)
 	}
 	for _, c := range []imageclass.Class{imageclass.Sysext, imageclass.Confext} {
-		cand := merge.ReadCandidate(img, c, c.DefaultHierarchies(), osrelease.NativeArchitecture())
+		cand := merge.ReadCandidate(img, c, c.DefaultHierarchies(), sdparse.NativeArchitecture())
 		if cand.ReleaseErr == nil && cand.OpenErr == nil {
 			return c, nil
 		}
@@ -198,7 +199,7 @@ func testClass(flag string, img image.Image) (imageclass.Class, error) {
 // carrying extension-release.hello), and says so: systemd-sysext would
 // want the file named hello.raw, and merge keeps to that.
 func bakedName(env *Env, img image.Image, c imageclass.Class) (image.Image, bool) {
-	n, ok := merge.BakedName(img, c, osrelease.NativeArchitecture())
+	n, ok := merge.BakedName(img, c, sdparse.NativeArchitecture())
 	if ok {
 		noteBakedName(env, img.Path, n.Name)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/rootfs"
+	"github.com/stratalinux/strata/internal/sdparse"
 	"github.com/stratalinux/strata/internal/version"
 )
 
@@ -228,16 +229,10 @@ func pickVersioned(root, dir, name, suffix, arch string) (string, fs.FileInfo, s
 }
 
 // IsArchitectureName reports whether s is one of systemd's architecture
-// names, as they appear in versioned file names.
-func IsArchitectureName(s string) bool {
-	switch s {
-	case "x86", "x86-64", "arm", "arm64", "riscv32", "riscv64", "ppc", "ppc-le", "ppc64", "ppc64-le",
-		"s390", "s390x", "ia64", "parisc", "alpha", "mips", "mips-le", "mips64", "mips64-le",
-		"loongarch64", "arc", "arc-be", "cris", "m68k", "nios2", "sh", "sh64", "sparc", "sparc64", "tilegx":
-		return true
-	}
-	return false
-}
+// names, as they appear in versioned file names (sdparse's table: a
+// shorter list here once let "foo_2_arm64-be.raw" pass as version
+// "2_arm64-be" on any host).
+func IsArchitectureName(s string) bool { return sdparse.KnownArchitecture(s) }
 
 func isUnder(p, prefix string) bool {
 	return p == prefix || len(p) > len(prefix) && p[:len(prefix)] == prefix && p[len(prefix)] == '/'

@@ -37,6 +37,9 @@ func TestDiscoverPrecedenceMaskingAndSkips(t *testing.T) {
 	mk(t, root, "var/lib/extensions/vv.raw.v/vv_1.10.raw", false)
 	mk(t, root, "var/lib/extensions/vv.raw.v/vv_1.9_arm64.raw", false)
 	mk(t, root, "var/lib/extensions/vv.raw.v/vv_2+0.raw", false)
+	// Architectures systemd knows but an x86-64 host cannot use.
+	mk(t, root, "var/lib/extensions/vv.raw.v/vv_1.11_arm64-be.raw", false)
+	mk(t, root, "var/lib/extensions/vv.raw.v/vv_1.12_parisc64.raw", false)
 	mk(t, root, "var/lib/extensions/dd.v/dd_1/usr", true)
 	mk(t, root, "var/lib/extensions/dd.v/dd_3/usr", true)
 	mk(t, root, "var/lib/extensions/dd.v/dd_2.raw", false)

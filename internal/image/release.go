@@ -13,6 +13,7 @@ import (
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/osrelease"
 	"github.com/stratalinux/strata/internal/rootfs"
+	"github.com/stratalinux/strata/internal/sdparse"
 	"golang.org/x/sys/unix"
 )
 
@@ -141,7 +142,7 @@ func strictXattrFalse(t Tree, p string) bool {
 	if err != nil {
 		return false
 	}
-	b, err := osrelease.ParseBool(strings.TrimRight(string(v), "\x00\n"))
+	b, err := sdparse.Boolean(strings.TrimRight(string(v), "\x00\n"))
 	return err == nil && !b
 }
 

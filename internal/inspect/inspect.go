@@ -17,11 +17,11 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/stratalinux/strata/internal/bake"
 	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/release"
 )
 
 // Report is what inspect prints.
@@ -189,7 +189,7 @@ func summarize(ctx context.Context, fsys fs.FS, rep *Report) error {
 }
 
 func isUnitDir(d string) bool {
-	for _, u := range bake.UnitDirs {
+	for _, u := range release.UnitDirs {
 		if d == u {
 			return true
 		}

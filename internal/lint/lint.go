@@ -16,8 +16,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/stratalinux/strata/internal/bake"
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/release"
 )
 
 // Severity of a finding.
@@ -287,7 +287,7 @@ func perm(m fs.FileMode) uint32 {
 }
 
 func isUnitDir(dir string) bool {
-	for _, d := range bake.UnitDirs {
+	for _, d := range release.UnitDirs {
 		if dir == d {
 			return true
 		}
@@ -351,7 +351,7 @@ func (l *linter) release() {
 		found = true
 		data, err := readLimited(l.t, r, 64<<10)
 		if err == nil {
-			fields, err = bake.ParseRelease(data)
+			fields, err = release.Parse(data)
 		}
 		if err != nil {
 			l.add(Error, RuleBadRelease, r, "%v", err)
@@ -361,7 +361,7 @@ func (l *linter) release() {
 			l.add(Error, RuleBadRelease, r, "ID= is missing (ID=_any matches every OS)")
 		}
 		if a := fields["ARCHITECTURE"]; a != "" {
-			if _, err := bake.NormalizeArch(a); err != nil {
+			if _, err := release.NormalizeArch(a); err != nil {
 				l.add(Error, RuleBadRelease, r, "ARCHITECTURE=%s is not a systemd architecture name", a)
 			}
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/osrelease"
 	"github.com/stratalinux/strata/internal/rootfs"
+	"github.com/stratalinux/strata/internal/sdparse"
 	"golang.org/x/sys/unix"
 )
 
@@ -94,7 +95,7 @@ func (e *Engine) log() *slog.Logger {
 
 func (e *Engine) arch() string {
 	if e.Arch == "" {
-		return osrelease.NativeArchitecture()
+		return sdparse.NativeArchitecture()
 	}
 	return e.Arch
 }
@@ -554,7 +555,7 @@ func extensionOf(c Candidate, class imageclass.Class) Extension {
 		Dev: c.Image.Dev, Ino: c.Image.Ino, Mtime: c.Image.Mtime.UnixMicro(),
 	}
 	if v, ok := c.Release.Fields["EXTENSION_RELOAD_MANAGER"]; ok {
-		b, err := osrelease.ParseBool(v)
+		b, err := sdparse.Boolean(v)
 		ext.Reload = err == nil && b
 	}
 	return ext

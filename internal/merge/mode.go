@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/sdparse"
 )
 
 // Mode is the mutability of merged hierarchies (systemd's --mutable=).
@@ -34,7 +34,7 @@ func ParseMode(s string) (Mode, error) {
 			return m, nil
 		}
 	}
-	if b, err := osrelease.ParseBool(s); err == nil {
+	if b, err := sdparse.Boolean(s); err == nil {
 		if b {
 			return MutableYes, nil
 		}

@@ -49,7 +49,7 @@ type Host struct {
 	// the scope check, as systemd does when it passes no scope.
 	Scope string
 	// Architecture is systemd's name for the host architecture, see
-	// NativeArchitecture and ArchitectureFromUname.
+	// sdparse.NativeArchitecture and sdparse.ArchitectureFromUname.
 	Architecture string
 }
 

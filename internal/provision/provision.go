@@ -22,7 +22,7 @@ import (
 	"github.com/coreos/vcontext/report"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/stratalinux/strata/internal/repo"
+	"github.com/stratalinux/strata/internal/release"
 )
 
 // Extension is one extension to provision, resolved against the
@@ -176,7 +176,7 @@ func (o Options) check() error {
 		return fmt.Errorf("activation %q is not supported (refresh or reboot)", o.Activation)
 	}
 	for _, e := range o.Exts {
-		if err := repo.ValidName(e.Name); err != nil {
+		if err := release.ValidName(e.Name); err != nil {
 			return err
 		}
 		if len(e.SHA256) != 64 {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stratalinux/strata/internal/download"
 	"github.com/stratalinux/strata/internal/pgpsign"
+	"github.com/stratalinux/strata/internal/release"
 	"github.com/stratalinux/strata/internal/repo"
 	"github.com/stratalinux/strata/internal/sysupdate"
 	"github.com/stratalinux/strata/internal/version"
@@ -52,7 +53,7 @@ func Resolve(ctx context.Context, o ResolveOptions, wanted []string) ([]Extensio
 	var out []Extension
 	for _, w := range wanted {
 		name, ver, _ := strings.Cut(w, "@")
-		if err := repo.ValidName(name); err != nil {
+		if err := release.ValidName(name); err != nil {
 			return nil, err
 		}
 		spec := repo.TransferSpec{Name: name, URL: base, InstancesMax: o.InstancesMax, Verify: o.Keyring != nil}

@@ -19,8 +19,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/stratalinux/strata/internal/bake"
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/release"
 )
 
 // MaxSize bounds a recipe file.
@@ -282,7 +282,7 @@ var templateVar = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompi
 func (r *Recipe) validate() error {
 	var errs []error
 	add := func(err error) { errs = append(errs, err) }
-	if err := bake.ValidName(r.Name); err != nil {
+	if err := release.ValidName(r.Name); err != nil {
 		add(r.errAt("name", "%v", err))
 	}
 	if _, err := imageclass.Parse(r.classOrDefault()); err != nil {
@@ -323,7 +323,7 @@ func (r *Recipe) validate() error {
 		add(r.errAt("arch", "list the architectures (x86-64:, arm64:) with their upstream spellings"))
 	}
 	for a, m := range r.Arch {
-		if n, err := bake.NormalizeArch(a); err != nil || n != a {
+		if n, err := release.NormalizeArch(a); err != nil || n != a {
 			add(r.errAt("arch."+a, "not a systemd architecture name (x86-64, arm64, …)"))
 		}
 		for k := range m {
@@ -470,7 +470,7 @@ func (r *Recipe) validate() error {
 		}
 	}
 	if r.Release.OS != "" {
-		if _, _, _, err := bake.ParseOS(r.Release.OS); err != nil {
+		if _, _, _, err := release.ParseOS(r.Release.OS); err != nil {
 			add(r.errAt("release.os", "%v", err))
 		}
 	}

@@ -93,6 +93,12 @@ func TestParseImageName(t *testing.T) {
 		{"kubernetes-v1.30.2-x86-64.raw", "kubernetes", "v1.30.2", "x86-64"},
 		{"k3s-v1.32.2+k3s1-x86-64.raw", "k3s", "v1.32.2+k3s1", "x86-64"},
 		{"tool-rolling-x86.raw", "tool", "rolling", "x86"},
+		// Every systemd architecture name, the longest suffix winning.
+		{"tool-1-arm64-be.raw", "tool", "1", "arm64-be"},
+		{"tool-1-mips64.raw", "tool", "1", "mips64"},
+		{"tool-1-mips64-le.raw", "tool", "1", "mips64-le"},
+		{"tool-1-parisc64.raw", "tool", "1", "parisc64"},
+		{"tool-1-nios2.raw", "tool", "1", "nios2"},
 	} {
 		n, err := ParseImageName(tc.in)
 		if err != nil || n.Name != tc.name || n.Version != tc.ver || n.Arch != tc.arch {

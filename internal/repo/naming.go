@@ -2,9 +2,11 @@ package repo
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
-	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/release"
+	"github.com/stratalinux/strata/internal/sdparse"
 	"github.com/stratalinux/strata/internal/version"
 )
 
@@ -17,11 +19,13 @@ type ImageName struct {
 // File returns the image's file name.
 func (n ImageName) File() string { return n.Name + "-" + n.Version + "-" + n.Arch + ".raw" }
 
-// archNames are the architectures an image name may end with, longest
-// first so that "x86-64" wins over a shorter match.
-var archNames = []string{
-	"x86-64", "loongarch64", "riscv64", "ppc64-le", "arm64", "s390x", "ppc64", "mips64-le", "mips-le", "alpha", "arc-be", "arc", "arm-be", "arm", "ia64", "loongarch32", "m68k", "parisc", "ppc-le", "ppc", "riscv32", "s390", "sh64", "sh", "sparc64", "sparc", "tilegx", "cris", "x86",
-}
+// archNames are systemd's architecture names, longest first so that
+// "x86-64" wins over "x86" and "arm64-be" over a shorter match.
+var archNames = func() []string {
+	a := sdparse.Architectures()
+	slices.SortStableFunc(a, func(x, y string) int { return len(y) - len(x) })
+	return a
+}()
 
 // ParseImageName splits NAME-VERSION-ARCH.raw. The version starts at the
 // first "-" followed by a digit (or "v" and a digit), so names may contain
@@ -33,7 +37,7 @@ func ParseImageName(file string) (ImageName, error) {
 	}
 	var n ImageName
 	for _, a := range archNames {
-		if rest, ok := strings.CutSuffix(base, "-"+a); ok && osrelease.KnownArchitecture(a) {
+		if rest, ok := strings.CutSuffix(base, "-"+a); ok {
 			n.Arch, base = a, rest
 			break
 		}
@@ -59,7 +63,7 @@ func ParseImageName(file string) (ImageName, error) {
 		return ImageName{}, fmt.Errorf("%s: cannot tell name from version (NAME-VERSION-ARCH.raw)", file)
 	}
 	n.Name, n.Version = base[:cut], base[cut+1:]
-	if err := ValidName(n.Name); err != nil {
+	if err := release.ValidName(n.Name); err != nil {
 		return ImageName{}, fmt.Errorf("%s: %w", file, err)
 	}
 	if !version.IsValid(n.Version) {
@@ -69,24 +73,6 @@ func ParseImageName(file string) (ImageName, error) {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-// ValidName accepts extension names usable in file names, patterns and
-// component directory names.
-func ValidName(name string) error {
-	if name == "" || len(name) > 128 {
-		return fmt.Errorf("extension name %q must be 1 to 128 characters", name)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !isDigit(c) && !(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !strings.ContainsRune("._+-", rune(c)) {
-			return fmt.Errorf("extension name %q may only contain letters, digits and . _ + -", name)
-		}
-	}
-	if name[0] == '.' || name[0] == '-' {
-		return fmt.Errorf("extension name %q must not start with %q", name, name[0])
-	}
-	return nil
-}
 
 // MinorLine returns the "major.minor" stream prefix of a version such as
 // v1.30.2 ("v1.30"), or false when the version has fewer than three

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/sdparse"
 	"github.com/stratalinux/strata/internal/version"
 )
 
@@ -177,7 +177,7 @@ func (f *Fields) set(w byte, v string) error {
 		}
 		f.Flags = &n
 	case 'a', 'g', 'r':
-		b, err := osrelease.ParseBool(v)
+		b, err := sdparse.Boolean(v)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stratalinux/strata/internal/osrelease"
 	"github.com/stratalinux/strata/internal/rootfs"
+	"github.com/stratalinux/strata/internal/sdparse"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,7 +33,7 @@ func OSRelease(root string) osrelease.Release {
 func HostSpecifiers(root string) Specifiers {
 	rel := OSRelease(root)
 	s := Specifiers{
-		'a': osrelease.NativeArchitecture(),
+		'a': sdparse.NativeArchitecture(),
 		'A': rel["IMAGE_VERSION"],
 		'B': rel["BUILD_ID"],
 		'M': rel["IMAGE_ID"],

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/sdparse"
 	"github.com/stratalinux/strata/internal/version"
 )
 
@@ -149,7 +149,7 @@ func (t *Transfer) set(e entry, spec Specifiers, targetPatternSet *bool) error {
 			t.ProtectVersions = appendUnique(t.ProtectVersions, w)
 		}
 	case "Transfer.Verify":
-		b, err := osrelease.ParseBool(val)
+		b, err := sdparse.Boolean(val)
 		if err != nil {
 			return fmt.Errorf("not a boolean: %q", val)
 		}
@@ -254,7 +254,7 @@ func (t *Transfer) set(e entry, spec Specifiers, targetPatternSet *bool) error {
 		}
 		t.PartitionFlags = &n
 	case "Target.PartitionNoAuto", "Target.PartitionGrowFileSystem", "Target.ReadOnly":
-		b, err := osrelease.ParseBool(val)
+		b, err := sdparse.Boolean(val)
 		if err != nil {
 			return fmt.Errorf("not a boolean: %q", val)
 		}
@@ -297,7 +297,7 @@ func (t *Transfer) set(e entry, spec Specifiers, targetPatternSet *bool) error {
 		}
 		t.InstancesMax = n
 	case "Target.RemoveTemporary":
-		b, err := osrelease.ParseBool(val)
+		b, err := sdparse.Boolean(val)
 		if err != nil {
 			return fmt.Errorf("not a boolean: %q", val)
 		}
@@ -411,7 +411,7 @@ func ParseFeature(id, file string, entries []entry, spec Specifiers) (*Feature, 
 		case "AppStream":
 			f.AppStream = val
 		case "Enabled":
-			b, err := osrelease.ParseBool(val)
+			b, err := sdparse.Boolean(val)
 			if err != nil {
 				return nil, fmt.Errorf("%s: Enabled=: not a boolean: %q", e.where(), val)
 			}

@@ -1,11 +1,11 @@
-package bake
+package release
 
 import (
 	"fmt"
 	"runtime"
 	"strings"
 
-	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/sdparse"
 )
 
 // AnyArch marks an architecture-independent image: no ARCHITECTURE= line.
@@ -20,14 +20,14 @@ func NormalizeArch(s string) (string, error) {
 	if s == AnyArch || s == "_any" {
 		return AnyArch, nil
 	}
-	if osrelease.KnownArchitecture(s) {
+	if sdparse.KnownArchitecture(s) {
 		return s, nil
 	}
 	l := strings.ToLower(s)
-	if a, ok := osrelease.ArchitectureFromGo(l); ok {
+	if a, ok := sdparse.ArchitectureFromGo(l); ok {
 		return a, nil
 	}
-	if a, ok := osrelease.ArchitectureFromUname(l); ok {
+	if a, ok := sdparse.ArchitectureFromUname(l); ok {
 		return a, nil
 	}
 	return "", fmt.Errorf("unknown architecture %q (use systemd's names: x86-64, arm64, x86, arm, riscv64, ppc64-le, s390x, loongarch64, or any)", s)
@@ -35,7 +35,7 @@ func NormalizeArch(s string) (string, error) {
 
 // HostArch is the systemd name of the architecture this binary runs on.
 func HostArch() string {
-	if a := osrelease.NativeArchitecture(); a != "" {
+	if a := sdparse.NativeArchitecture(); a != "" {
 		return a
 	}
 	return runtime.GOARCH

@@ -1,4 +1,9 @@
-package bake
+// Package release is the vocabulary of an extension image's identity:
+// its name, the OS and architecture it is for, the extension-release file
+// that says so (read and written), and which of its directories hold
+// systemd units. Baking, linting and inspecting all speak it; none of them
+// owns it.
+package release
 
 import (
 	"bytes"
@@ -118,6 +123,15 @@ func (r Release) Fields() [][2]string {
 	return f
 }
 
+// Map returns the fields as a map, as a parsed release file would give.
+func (r Release) Map() map[string]string {
+	m := map[string]string{}
+	for _, kv := range r.Fields() {
+		m[kv[0]] = kv[1]
+	}
+	return m
+}
+
 // Render writes the file in env-file syntax, quoting values that need it.
 func (r Release) Render() []byte {
 	var b bytes.Buffer
@@ -145,9 +159,9 @@ func quoteValue(v string) string {
 	return `"` + r.Replace(v) + `"`
 }
 
-// ParseRelease reads an os-release style file (osrelease.Parse; lines
+// Parse reads an os-release style file (osrelease.Parse; lines
 // it cannot read are skipped, as systemd skips them).
-func ParseRelease(data []byte) (map[string]string, error) {
+func Parse(data []byte) (map[string]string, error) {
 	if len(data) > 64<<10 {
 		return nil, fmt.Errorf("release file is %d bytes, more than 64 KiB", len(data))
 	}
@@ -156,27 +170,4 @@ func ParseRelease(data []byte) (map[string]string, error) {
 		return nil, err
 	}
 	return map[string]string(r), nil
-}
-
-// CheckRelease validates an existing extension-release against what the
-// bake was asked for: ID present, ARCHITECTURE matching, level keys of the
-// right class. It returns one error per problem.
-func CheckRelease(fields map[string]string, want Release) []error {
-	var errs []error
-	if fields["ID"] == "" {
-		errs = append(errs, fmt.Errorf("ID= is missing (use ID=_any for any OS)"))
-	}
-	if a, ok := fields["ARCHITECTURE"]; ok && want.Arch != AnyArch {
-		if n, err := NormalizeArch(a); err != nil || n != want.Arch {
-			errs = append(errs, fmt.Errorf("ARCHITECTURE=%s does not match the requested architecture %s", a, want.Arch))
-		}
-	}
-	other := want.Class.Other()
-	if _, ok := fields[other.LevelKey()]; ok {
-		errs = append(errs, fmt.Errorf("%s= belongs in a %s, but this is a %s", other.LevelKey(), other, want.Class))
-	}
-	if fields["ID"] == "_any" && (fields["VERSION_ID"] != "" || fields[want.Class.LevelKey()] != "") {
-		errs = append(errs, fmt.Errorf("ID=_any with VERSION_ID or %s: systemd ignores the version when ID is _any", want.Class.LevelKey()))
-	}
-	return errs
 }

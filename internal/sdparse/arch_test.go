@@ -1,4 +1,4 @@
-package osrelease
+package sdparse
 
 import (
 	"runtime"

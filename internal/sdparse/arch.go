@@ -1,7 +1,8 @@
-package osrelease
+package sdparse
 
 import (
 	"runtime"
+	"slices"
 	"strconv"
 )
 
@@ -158,16 +159,21 @@ func ArchitectureFromUname(machine string) (string, bool) {
 	return a, true
 }
 
+// architectures are systemd's architecture names (architecture_table[]),
+// the values valid in ARCHITECTURE= besides "_any".
+var architectures = [...]string{
+	"alpha", "arc", "arc-be", "arm", "arm64", "arm64-be", "arm-be", "cris",
+	"ia64", "loongarch64", "m68k", "mips", "mips64", "mips64-le", "mips-le",
+	"nios2", "parisc", "parisc64", "ppc", "ppc64", "ppc64-le", "ppc-le",
+	"riscv32", "riscv64", "s390", "s390x", "sh", "sh64", "sparc", "sparc64",
+	"tilegx", "x86", "x86-64",
+}
+
+// Architectures returns systemd's architecture names (a fresh slice).
+func Architectures() []string { return append([]string(nil), architectures[:]...) }
+
 // KnownArchitecture reports whether name is one of systemd's architecture
 // names (the values valid in ARCHITECTURE=, besides "_any").
 func KnownArchitecture(name string) bool {
-	switch name {
-	case "alpha", "arc", "arc-be", "arm", "arm64", "arm64-be", "arm-be", "cris",
-		"ia64", "loongarch64", "m68k", "mips", "mips64", "mips64-le", "mips-le",
-		"nios2", "parisc", "parisc64", "ppc", "ppc64", "ppc64-le", "ppc-le",
-		"riscv32", "riscv64", "s390", "s390x", "sh", "sh64", "sparc", "sparc64",
-		"tilegx", "x86", "x86-64":
-		return true
-	}
-	return false
+	return slices.Contains(architectures[:], name)
 }

@@ -1,11 +1,11 @@
-package osrelease
+package sdparse
 
 import (
 	"strings"
 	"testing"
 )
 
-func TestParseBool(t *testing.T) {
+func TestBoolean(t *testing.T) {
 	tests := []struct {
 		in      string
 		want    bool
@@ -21,24 +21,24 @@ func TestParseBool(t *testing.T) {
 		{"\u212a", false, true},
 	}
 	for _, tt := range tests {
-		got, err := ParseBool(tt.in)
+		got, err := Boolean(tt.in)
 		if (err != nil) != tt.wantErr || (err == nil && got != tt.want) {
-			t.Errorf("ParseBool(%q) = %v, %v; want %v, err=%v", tt.in, got, err, tt.want, tt.wantErr)
+			t.Errorf("Boolean(%q) = %v, %v; want %v, err=%v", tt.in, got, err, tt.want, tt.wantErr)
 		}
 	}
 }
 
-func FuzzParseBool(f *testing.F) {
+func FuzzBoolean(f *testing.F) {
 	for _, s := range []string{"1", "yes", "Y", "TRUE", "0", "off", "", "maybe", "yeſ"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := ParseBool(s)
+		got, err := Boolean(s)
 		lower := strings.ToLower(s)
 		isTrue := lower == "1" || lower == "yes" || lower == "y" || lower == "true" || lower == "t" || lower == "on"
 		isFalse := lower == "0" || lower == "no" || lower == "n" || lower == "false" || lower == "f" || lower == "off"
 		// strings.ToLower maps some non-ASCII runes to ASCII (e.g. the
-		// Kelvin sign to "k"); ParseBool must only fold ASCII.
+		// Kelvin sign to "k"); Boolean must only fold ASCII.
 		ascii := true
 		for i := 0; i < len(s); i++ {
 			if s[i] >= 0x80 {
@@ -50,9 +50,9 @@ func FuzzParseBool(f *testing.F) {
 		}
 		switch {
 		case isTrue && (err != nil || !got), isFalse && (err != nil || got):
-			t.Fatalf("ParseBool(%q) = %v, %v", s, got, err)
+			t.Fatalf("Boolean(%q) = %v, %v", s, got, err)
 		case !isTrue && !isFalse && err == nil:
-			t.Fatalf("ParseBool(%q) accepted", s)
+			t.Fatalf("Boolean(%q) accepted", s)
 		}
 	})
 }
