@@ -12,7 +12,6 @@ import (
 type halvingWriter struct {
 	mu  sync.Mutex
 	buf strings.Builder
-	raw []string
 }
 
 func (w *halvingWriter) Write(p []byte) (int, error) {
