@@ -13,6 +13,7 @@ import (
 	"sync"
 	"text/tabwriter"
 
+	"github.com/stratalinux/strata/internal/archive"
 	"github.com/stratalinux/strata/internal/bake"
 	"github.com/stratalinux/strata/internal/fetch"
 	"github.com/stratalinux/strata/internal/recipe"
@@ -209,7 +210,15 @@ func bakeRecipeArch(ctx context.Context, env *Env, r *recipe.Recipe, c *fetch.Cl
 		return bakeOutput{}, err
 	}
 	defer os.RemoveAll(work)
-	root, err := r.Populate(ctx, c, dls, work, f.allowUnverified)
+	po := recipe.PopulateOptions{AllowUnverified: f.allowUnverified, Unpack: archive.DefaultLimits}
+	po.Unpack.MaxRatio = f.maxUnpackRatio
+	if po.MaxDownload, err = parseSize(f.maxDownload); err != nil {
+		return bakeOutput{}, fmt.Errorf("--max-download: %w", err)
+	}
+	if po.Unpack.MaxBytes, err = parseSize(f.maxUnpack); err != nil {
+		return bakeOutput{}, fmt.Errorf("--max-unpack: %w", err)
+	}
+	root, err := r.Populate(ctx, c, dls, work, po)
 	if err != nil {
 		return bakeOutput{}, err
 	}
