@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/stratalinux/strata/internal/testutil/fuzztest"
 	"github.com/ulikunitz/xz"
 )
 
@@ -167,29 +168,11 @@ func TestLimits(t *testing.T) {
 	}
 }
 
-// fuzzScratch is where fuzz executions unpack: on tmpfs when the machine
-// has one. Each execution creates and removes a small tree; on a
-// journaled disk under load every rmdir costs milliseconds, and at
-// ~100 executions per second the fuzzer spends its whole run minimizing
-// one new input (up to -fuzzminimizetime, 60 s, by default) and
-// reports a handful of executions per minute.
-func fuzzScratch(f *testing.F) string {
-	var st syscall.Statfs_t
-	const tmpfsMagic = 0x01021994
-	if syscall.Statfs("/dev/shm", &st) == nil && st.Type == tmpfsMagic {
-		if d, err := os.MkdirTemp("/dev/shm", "strata-fuzz-"); err == nil {
-			f.Cleanup(func() { os.RemoveAll(d) })
-			return d
-		}
-	}
-	return f.TempDir()
-}
-
 func FuzzExtractTar(f *testing.F) {
 	f.Add(mkTar(f, good), 0)
 	f.Add(mkTar(f, []ent{{name: "a/../../x", body: "x", typ: tar.TypeReg}}), 1)
 	f.Add(mkTar(f, []ent{{name: "l", link: "../x", typ: tar.TypeSymlink}, {name: "l/y", body: "y", typ: tar.TypeReg}}), 0)
-	base := fuzzScratch(f)
+	base := fuzztest.Scratch(f)
 	f.Fuzz(func(t *testing.T, data []byte, strip int) {
 		if strip < 0 || strip > 4 {
 			strip = 0
@@ -232,7 +215,7 @@ func FuzzExtractZip(f *testing.F) {
 	w.Write([]byte("z"))
 	zw.Close()
 	f.Add(b.Bytes())
-	base := fuzzScratch(f)
+	base := fuzztest.Scratch(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		parent, err := os.MkdirTemp(base, "")
 		if err != nil {
