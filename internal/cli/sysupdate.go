@@ -223,7 +223,11 @@ func (f *sysupdateFlags) newEngine(env *Env) (*sysupdate.Engine, error) {
 		Client:         &download.Client{Stall: f.stall, UserAgent: "strata-sysupdate/" + Version},
 		MaxUnpackRatio: f.maxUnpackRatio,
 	}
-	if e.MaxSize, err = parseSize(f.maxDownload); err != nil {
+	maxDownload := f.maxDownload
+	if maxDownload == "" { // callers that build their own flags (ext add)
+		maxDownload = "8G"
+	}
+	if e.MaxSize, err = parseSize(maxDownload); err != nil {
 		return nil, fmt.Errorf("--max-download: %w", err)
 	}
 	if defs.Legacy {
