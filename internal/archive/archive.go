@@ -17,25 +17,67 @@ import (
 	"os"
 	"path"
 	"strings"
+	"syscall"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 )
 
-// Limits bound what an archive may unpack to.
+// Limits bound what an archive may unpack to. The budget of one
+// extraction is the smallest of MaxBytes, MaxRatio times the compressed
+// input (when its size is known) and the destination file system's free
+// space less a reserve, so a small bomb cannot fill the disk.
 type Limits struct {
 	MaxBytes   int64 // total size of regular files
 	MaxEntries int
+	// MaxRatio bounds the unpacked size as a multiple of the input's
+	// size (0: DefaultRatio; negative: no ratio limit). Inputs smaller
+	// than MinBudget/MaxRatio still get MinBudget.
+	MaxRatio int64
+	// Reserve is kept free on the destination file system (0: 5% of it,
+	// at most 1 GiB; negative: none).
+	Reserve int64
 }
 
-// DefaultLimits allow 16 GiB in one million entries.
-var DefaultLimits = Limits{MaxBytes: 16 << 30, MaxEntries: 1 << 20}
+// DefaultLimits allow 16 GiB in one million entries, at most 50 times the
+// compressed input. Real releases expand 2-5 times (a docker static
+// tarball: 70 MB to 230 MB; kubernetes-server: 350 MB to 1.2 GB).
+var DefaultLimits = Limits{MaxBytes: 16 << 30, MaxEntries: 1 << 20, MaxRatio: DefaultRatio}
+
+// DefaultRatio is the default expansion limit (unpacked / compressed).
+const DefaultRatio = 50
+
+// MinBudget is the least budget the ratio limit grants, so small
+// archives of very compressible text still unpack.
+const MinBudget = 256 << 20
 
 // Options control extraction.
 type Options struct {
 	// Strip drops this many leading path components (tar --strip-components).
 	Strip  int
 	Limits Limits
+	// InputSize is the size of the (compressed) archive, for the ratio
+	// limit; 0 means unknown (ExtractFile fills it in).
+	InputSize int64
+	// Hint is appended to a limit error: how the caller raises the limit
+	// (e.g. "raise --max-unpack").
+	Hint string
+}
+
+// LimitError is an archive that unpacks to more than its budget.
+type LimitError struct {
+	What  string // "bytes" or "entries"
+	Limit int64
+	Why   string // which limit set the budget
+	Hint  string
+}
+
+func (e *LimitError) Error() string {
+	s := fmt.Sprintf("archive unpacks to more than %d %s (%s)", e.Limit, e.What, e.Why)
+	if e.Hint != "" {
+		s += "; " + e.Hint
+	}
+	return s
 }
 
 // UnsafeError is an entry refused for safety.
@@ -55,11 +97,14 @@ func ExtractFile(ctx context.Context, src, typ, dst string, opt Options) error {
 		return err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if opt.InputSize == 0 {
+		opt.InputSize = fi.Size()
+	}
 	if typ == "zip" {
-		fi, err := f.Stat()
-		if err != nil {
-			return err
-		}
 		return ExtractZip(ctx, f, fi.Size(), dst, opt)
 	}
 	return ExtractTar(ctx, f, typ, dst, opt)
@@ -140,6 +185,9 @@ func ExtractZip(ctx context.Context, r io.ReaderAt, size int64, dst string, opt 
 	if err != nil {
 		return fmt.Errorf("zip: %w", err)
 	}
+	if opt.InputSize == 0 {
+		opt.InputSize = size
+	}
 	x, err := newExtractor(dst, opt)
 	if err != nil {
 		return err
@@ -201,17 +249,66 @@ type extractor struct {
 	opt     Options
 	bytes   int64
 	entries int
+	budget  int64  // bytes of regular files this extraction may write
+	why     string // which limit set the budget
 }
 
 func newExtractor(dst string, opt Options) (*extractor, error) {
 	if opt.Limits == (Limits{}) {
 		opt.Limits = DefaultLimits
 	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dst, &st); err != nil {
+		return nil, fmt.Errorf("free space of %s: %w", dst, err)
+	}
+	budget, why := Budget(opt.Limits, opt.InputSize, FreeSpace{Avail: int64(st.Bavail) * st.Bsize, Total: int64(st.Blocks) * st.Bsize, Dir: dst})
 	root, err := os.OpenRoot(dst)
 	if err != nil {
 		return nil, err
 	}
-	return &extractor{root: root, opt: opt}, nil
+	return &extractor{root: root, opt: opt, budget: budget, why: why}, nil
+}
+
+// FreeSpace is what the destination file system has left.
+type FreeSpace struct {
+	Avail, Total int64
+	Dir          string
+}
+
+// Budget decides how many bytes of regular files one extraction may
+// write and names the limit that decided it.
+func Budget(l Limits, inputSize int64, fs FreeSpace) (int64, string) {
+	budget, why := l.MaxBytes, "the configured maximum"
+	if budget <= 0 {
+		budget, why = DefaultLimits.MaxBytes, "the default maximum"
+	}
+	ratio := l.MaxRatio
+	if ratio == 0 {
+		ratio = DefaultRatio
+	}
+	if ratio > 0 && inputSize > 0 {
+		b := int64(1 << 62) // no overflow below
+		if inputSize <= b/ratio {
+			b = max(inputSize*ratio, MinBudget)
+		}
+		if b < budget {
+			budget, why = b, fmt.Sprintf("%d times the %d-byte archive", ratio, inputSize)
+			if b == MinBudget {
+				why += fmt.Sprintf(", but at least %d", b)
+			}
+		}
+	}
+	reserve := l.Reserve
+	if reserve == 0 {
+		reserve = min(fs.Total/20, 1<<30)
+	}
+	if fs.Total > 0 {
+		free := max(fs.Avail-max(reserve, 0), 0)
+		if free < budget {
+			budget, why = free, fmt.Sprintf("the free space on %s less a %d-byte reserve", fs.Dir, max(reserve, 0))
+		}
+	}
+	return budget, why
 }
 
 // cleanName validates an entry name and applies Strip; "" means skip.
@@ -262,8 +359,12 @@ func linkEscapes(p, target string) bool {
 
 func (x *extractor) add(name string, kind entryKind, mode fs.FileMode, link string, size int64, body io.Reader) error {
 	x.entries++
-	if x.entries > x.opt.Limits.MaxEntries {
-		return fmt.Errorf("archive has more than %d entries", x.opt.Limits.MaxEntries)
+	maxEntries := x.opt.Limits.MaxEntries
+	if maxEntries <= 0 {
+		maxEntries = DefaultLimits.MaxEntries
+	}
+	if x.entries > maxEntries {
+		return &LimitError{What: "entries", Limit: int64(maxEntries), Why: "the configured maximum", Hint: x.opt.Hint}
 	}
 	p, err := x.cleanName(name)
 	if err != nil || p == "" {
@@ -305,8 +406,13 @@ func (x *extractor) add(name string, kind entryKind, mode fs.FileMode, link stri
 		}
 		return nil
 	}
-	if size < 0 || x.bytes+size > x.opt.Limits.MaxBytes {
-		return fmt.Errorf("archive unpacks to more than %d bytes", x.opt.Limits.MaxBytes)
+	if size < 0 {
+		return &UnsafeError{name, "negative size"}
+	}
+	// Checked before anything is written: a sparse or lying header
+	// declaring terabytes is refused, not filled with zeros.
+	if size > x.budget-x.bytes {
+		return &LimitError{What: "bytes", Limit: x.budget, Why: x.why, Hint: x.opt.Hint}
 	}
 	f, err := x.root.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/stratalinux/strata/internal/archive"
 	"github.com/stratalinux/strata/internal/bake"
 	"github.com/stratalinux/strata/internal/fsimage"
 	"github.com/stratalinux/strata/internal/imageclass"
@@ -29,6 +30,8 @@ type bakeFlags struct {
 	json, list, noLint, allowUnverified             bool
 	baseURL                                         string
 	jobs                                            int
+	maxDownload, maxUnpack                          string
+	maxUnpackRatio                                  int64
 }
 
 func newBakeCommand(env *Env) *cobra.Command {
@@ -88,6 +91,13 @@ sets every timestamp; the same inputs give the same bytes.`,
 	fl.StringVar(&f.baseURL, "base-url", os.Getenv("STRATA_BAKE_BASE_URL"), "fetch every recipe URL from this mirror instead (scheme://host[/prefix]; env STRATA_BAKE_BASE_URL)")
 	fl.IntVarP(&f.jobs, "jobs", "j", 2, "images baked in parallel (several recipes or architectures)")
 	fl.BoolVar(&f.allowUnverified, "allow-unverified", false, "bake recipe artifacts whose upstream publishes no checksum")
+	maxDownload := os.Getenv("STRATA_MAX_DOWNLOAD")
+	if maxDownload == "" {
+		maxDownload = "8G"
+	}
+	fl.StringVar(&f.maxDownload, "max-download", maxDownload, "largest recipe artifact downloaded (env STRATA_MAX_DOWNLOAD)")
+	fl.StringVar(&f.maxUnpack, "max-unpack", "16G", "most bytes one recipe archive may unpack to (also bounded by free space)")
+	fl.Int64Var(&f.maxUnpackRatio, "max-unpack-ratio", archive.DefaultRatio, "largest expansion of a recipe archive over its compressed size (-1 = no limit)")
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"text/tabwriter"
 
+	"github.com/stratalinux/strata/internal/archive"
 	"github.com/stratalinux/strata/internal/bake"
 	"github.com/stratalinux/strata/internal/fetch"
 	"github.com/stratalinux/strata/internal/recipe"
@@ -150,6 +151,15 @@ func bakeRecipes(ctx context.Context, env *Env, args []string, f bakeFlags) erro
 	if err := os.MkdirAll(f.output, 0o755); err != nil {
 		return fmt.Errorf("output directory: %w", err)
 	}
+	// The size flags are checked once, before any download.
+	po := recipe.PopulateOptions{AllowUnverified: f.allowUnverified, Unpack: archive.DefaultLimits}
+	po.Unpack.MaxRatio = f.maxUnpackRatio
+	if po.MaxDownload, err = parseSize(f.maxDownload); err != nil {
+		return fmt.Errorf("--max-download: %w", err)
+	}
+	if po.Unpack.MaxBytes, err = parseSize(f.maxUnpack); err != nil {
+		return fmt.Errorf("--max-unpack: %w", err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	outs := make([]bakeOutput, len(jobs))
@@ -166,7 +176,7 @@ func bakeRecipes(ctx context.Context, env *Env, args []string, f bakeFlags) erro
 				errs[i] = ctx.Err()
 				return
 			}
-			out, err := bakeRecipeArch(ctx, j.r, client, j.res, j.arch, base, f.allowUnverified)
+			out, err := bakeRecipeArch(ctx, j.r, client, j.res, j.arch, base, po)
 			if err != nil {
 				errs[i] = err
 				cancel()
@@ -205,7 +215,7 @@ func recipeArches(r *recipe.Recipe, flag string) ([]string, error) {
 	return []string{a}, nil
 }
 
-func bakeRecipeArch(ctx context.Context, r *recipe.Recipe, c *fetch.Client, res recipe.Resolved, arch string, base bake.Request, allowUnverified bool) (bakeOutput, error) {
+func bakeRecipeArch(ctx context.Context, r *recipe.Recipe, c *fetch.Client, res recipe.Resolved, arch string, base bake.Request, po recipe.PopulateOptions) (bakeOutput, error) {
 	dls, err := r.Downloads(ctx, c, res, arch)
 	if err != nil {
 		return bakeOutput{}, err
@@ -215,7 +225,7 @@ func bakeRecipeArch(ctx context.Context, r *recipe.Recipe, c *fetch.Client, res 
 		return bakeOutput{}, err
 	}
 	defer os.RemoveAll(work)
-	root, err := r.Populate(ctx, c, dls, work, allowUnverified)
+	root, err := r.Populate(ctx, c, dls, work, po)
 	if err != nil {
 		return bakeOutput{}, err
 	}

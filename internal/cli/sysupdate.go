@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/stratalinux/strata/internal/archive"
 	"github.com/stratalinux/strata/internal/download"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/rootfs"
@@ -42,6 +43,8 @@ type sysupdateFlags struct {
 	refresh        bool
 	transferSource string
 	stall          time.Duration
+	maxDownload    string
+	maxUnpackRatio int64
 }
 
 func newSysupdateCommand(env *Env, use string) *cobra.Command {
@@ -79,6 +82,12 @@ gap-free merge refresh.`,
 	pf.BoolVar(&f.noLegend, "no-legend", false, "omit table headers")
 	pf.StringVar(&f.transferSource, "transfer-source", "", "source directory for PathRelativeTo=explicit (not supported)")
 	pf.DurationVar(&f.stall, "stall-timeout", 30*time.Second, "abort a download when no data arrives for this long")
+	maxDownload := os.Getenv("STRATA_MAX_DOWNLOAD")
+	if maxDownload == "" {
+		maxDownload = "8G"
+	}
+	pf.StringVar(&f.maxDownload, "max-download", maxDownload, "largest payload downloaded; a size declared in the repository's index.json also stops it (0 = no limit; env STRATA_MAX_DOWNLOAD)")
+	pf.Int64Var(&f.maxUnpackRatio, "max-unpack-ratio", archive.DefaultRatio, "largest expansion of a url-tar archive over its compressed size (-1 = no limit)")
 
 	cmd.AddCommand(&cobra.Command{
 		Use: "list [VERSION]", Short: "List versions, or the contents of one", Args: cobra.MaximumNArgs(1),
@@ -218,6 +227,14 @@ func (f *sysupdateFlags) newEngine(env *Env) (*sysupdate.Engine, error) {
 		Root: root, Defs: defs, Log: env.Log, Offline: f.offline, InstancesMax: f.instancesMax,
 		CheckFreshness: os.Getenv("SYSTEMD_SYSUPDATE_VERIFY_FRESHNESS") != "0",
 		Client:         &download.Client{Stall: f.stall, UserAgent: "strata-sysupdate/" + Version},
+		MaxUnpackRatio: f.maxUnpackRatio,
+	}
+	maxDownload := f.maxDownload
+	if maxDownload == "" { // callers that build their own flags (ext add)
+		maxDownload = "8G"
+	}
+	if e.MaxSize, err = parseSize(maxDownload); err != nil {
+		return nil, fmt.Errorf("--max-download: %w", err)
 	}
 	if defs.Legacy {
 		env.Log.Warn("As of v257, transfer definitions should have the '.transfer' extension.")

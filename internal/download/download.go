@@ -85,13 +85,19 @@ func (e *MismatchError) Error() string {
 	return fmt.Sprintf("%s: SHA256 mismatch: manifest says %s, downloaded file has %s", e.URL, e.Want, e.Got)
 }
 
-// TooLargeError is a body over the allowed size.
+// TooLargeError is a body over the allowed size, or over the size the
+// repository declared for it (Declared).
 type TooLargeError struct {
-	URL   string
-	Limit int64
+	URL      string
+	Limit    int64
+	Got      int64 // bytes seen (or announced) when the transfer stopped
+	Declared bool
 }
 
 func (e *TooLargeError) Error() string {
+	if e.Declared {
+		return fmt.Sprintf("%s: the repository declares %d bytes, the server sent %d or more; the file or the index is wrong", e.URL, e.Limit, e.Got)
+	}
 	return fmt.Sprintf("%s: larger than the allowed %d bytes", e.URL, e.Limit)
 }
 
@@ -183,8 +189,8 @@ func (c *Client) open(ctx context.Context, rawURL string, offset int64) (io.Read
 	case http.StatusOK:
 		return resp.Body, 0, resp.ContentLength, nil
 	case http.StatusPartialContent:
-		start, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		if !ok || start != offset {
+		start, end, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || start != offset || total >= 0 && end != total-1 {
 			resp.Body.Close()
 			return nil, 0, 0, fmt.Errorf("%s: server answered range %q to a request for bytes %d-", rawURL, resp.Header.Get("Content-Range"), offset)
 		}
@@ -199,37 +205,61 @@ func (c *Client) open(ctx context.Context, rawURL string, offset int64) (io.Read
 
 var errRangeNotSatisfiable = errors.New("range not satisfiable")
 
-// parseContentRange reads "bytes START-END/TOTAL".
-func parseContentRange(v string) (start, total int64, ok bool) {
+// parseContentRange reads a 206 answer's "bytes FIRST-LAST/COMPLETE"
+// (RFC 9110 §14.4; COMPLETE may be "*"). Only plain decimal digits are
+// numbers, and the range must lie inside the whole: anything else is a
+// server this client should not trust with its file.
+func parseContentRange(v string) (start, end, total int64, ok bool) {
 	v, found := strings.CutPrefix(v, "bytes ")
 	if !found {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	rng, tot, found := strings.Cut(v, "/")
 	if !found {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	s, _, found := strings.Cut(rng, "-")
+	s, e, found := strings.Cut(rng, "-")
 	if !found {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	start, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || start < 0 {
-		return 0, 0, false
+	var sok, eok bool
+	start, sok = decimal(s)
+	end, eok = decimal(e)
+	if !sok || !eok || end < start {
+		return 0, 0, 0, false
 	}
 	total = -1
 	if tot != "*" {
-		if total, err = strconv.ParseInt(tot, 10, 64); err != nil {
-			return 0, 0, false
+		var tok bool
+		if total, tok = decimal(tot); !tok || end >= total {
+			return 0, 0, 0, false
 		}
 	}
-	return start, total, true
+	return start, end, total, true
+}
+
+// decimal parses a non-negative decimal number without sign or leading
+// zeros (strconv.ParseInt takes "+1" and "-0").
+func decimal(s string) (int64, bool) {
+	if s == "" || len(s) > 1 && s[0] == '0' {
+		return 0, false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }
 
 // Options tune one payload download.
 type Options struct {
 	// MaxSize bounds the payload (0: unlimited).
 	MaxSize int64
+	// Size is the payload's size as the repository declares it (its
+	// index.json), 0 when unknown: a server sending more is stopped there.
+	Size int64
 	// Progress, when set, is called as bytes arrive (done, total; total
 	// is -1 when unknown).
 	Progress func(done, total int64)
@@ -255,7 +285,7 @@ func (c *Client) Resume(ctx context.Context, rawURL string, partial *os.File, wa
 		return "", err
 	}
 	have := fi.Size()
-	if opt.MaxSize > 0 && have > opt.MaxSize {
+	if opt.MaxSize > 0 && have > opt.MaxSize || opt.Size > 0 && have > opt.Size {
 		have = 0
 	}
 	h := sha256.New()
@@ -290,8 +320,13 @@ func (c *Client) Resume(ctx context.Context, rawURL string, partial *os.File, wa
 		}
 		have = 0
 	}
+	if opt.Size > 0 && total > opt.Size {
+		_ = partial.Truncate(0)
+		return "", &TooLargeError{URL: rawURL, Limit: opt.Size, Got: total, Declared: true}
+	}
 	if opt.MaxSize > 0 && total > opt.MaxSize {
-		return "", &TooLargeError{URL: rawURL, Limit: opt.MaxSize}
+		_ = partial.Truncate(0)
+		return "", &TooLargeError{URL: rawURL, Limit: opt.MaxSize, Got: total}
 	}
 	if _, err := partial.Seek(have, io.SeekStart); err != nil {
 		return "", err
@@ -299,8 +334,12 @@ func (c *Client) Resume(ctx context.Context, rawURL string, partial *os.File, wa
 	r := &stallReader{r: body, d: c.stall(), timer: time.AfterFunc(c.stall(), func() { cancel(errStalled) })}
 	defer r.timer.Stop()
 	if err := copyHashed(partial, h, r, have, total, opt); err != nil {
-		if errors.Is(err, errTooLarge) {
-			return "", &TooLargeError{URL: rawURL, Limit: opt.MaxSize}
+		var tl *TooLargeError
+		if errors.As(err, &tl) {
+			// Nothing here is worth resuming.
+			_ = partial.Truncate(0)
+			tl.URL = rawURL
+			return "", tl
 		}
 		return "", c.wrap(ctx, rawURL, err)
 	}
@@ -315,8 +354,6 @@ func (c *Client) Resume(ctx context.Context, rawURL string, partial *os.File, wa
 	return got, nil
 }
 
-var errTooLarge = errors.New("too large")
-
 func copyHashed(dst *os.File, h hash.Hash, src io.Reader, done, total int64, opt Options) error {
 	size := opt.ChunkSize
 	if size <= 0 {
@@ -326,8 +363,11 @@ func copyHashed(dst *os.File, h hash.Hash, src io.Reader, done, total int64, opt
 	for {
 		n, rerr := io.ReadFull(src, buf)
 		if n > 0 {
+			if opt.Size > 0 && done+int64(n) > opt.Size {
+				return &TooLargeError{Limit: opt.Size, Got: done + int64(n), Declared: true}
+			}
 			if opt.MaxSize > 0 && done+int64(n) > opt.MaxSize {
-				return errTooLarge
+				return &TooLargeError{Limit: opt.MaxSize, Got: done + int64(n)}
 			}
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return fmt.Errorf("write %s: %w", dst.Name(), err)

@@ -144,18 +144,79 @@ func TestFileURL(t *testing.T) {
 
 func TestParseContentRange(t *testing.T) {
 	for _, tc := range []struct {
-		in           string
-		start, total int64
-		ok           bool
+		in                string
+		start, end, total int64
+		ok                bool
 	}{
-		{"bytes 100-199/200", 100, 200, true},
-		{"bytes 0-0/*", 0, -1, true},
-		{"bytes */200", 0, 0, false},
-		{"items 1-2/3", 0, 0, false},
+		{"bytes 100-199/200", 100, 199, 200, true},
+		{"bytes 0-0/*", 0, 0, -1, true},
+		{"bytes */200", 0, 0, 0, false},
+		{"items 1-2/3", 0, 0, 0, false},
+		{"bytes 10-/0", 0, 0, 0, false},  // found by FuzzContentRange
+		{"bytes 5-1/9", 0, 0, 0, false},  // last before first
+		{"bytes 0-9/5", 0, 0, 0, false},  // past the end
+		{"bytes +1-2/3", 0, 0, 0, false}, // signs
+		{"bytes 1-2/-3", 0, 0, 0, false},
+		{"bytes 01-2/3", 0, 0, 0, false},
 	} {
-		s, tot, ok := parseContentRange(tc.in)
-		if s != tc.start || tot != tc.total || ok != tc.ok {
-			t.Errorf("parseContentRange(%q) = %d %d %v", tc.in, s, tot, ok)
+		s, e, tot, ok := parseContentRange(tc.in)
+		if s != tc.start || e != tc.end || tot != tc.total || ok != tc.ok {
+			t.Errorf("parseContentRange(%q) = %d %d %d %v", tc.in, s, e, tot, ok)
 		}
+	}
+}
+
+// endless streams zeros until the client goes away, announcing no length
+// (or a false one).
+func endless(t *testing.T, contentLength string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if contentLength != "" {
+			w.Header().Set("Content-Length", contentLength)
+		}
+		buf := make([]byte, 64<<10)
+		for r.Context().Err() == nil {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestEndlessStreamStops(t *testing.T) {
+	srv := endless(t, "")
+	for name, opt := range map[string]Options{
+		"declared size": {Size: 3 << 20, MaxSize: 1 << 30},
+		"maximum":       {MaxSize: 5 << 20},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := partialFile(t, nil)
+			_, err := (&Client{}).Resume(context.Background(), srv.URL+"/x.raw", f, "", opt)
+			var tl *TooLargeError
+			if !errors.As(err, &tl) || tl.URL != srv.URL+"/x.raw" {
+				t.Fatalf("endless body: %v", err)
+			}
+			limit := opt.MaxSize
+			if opt.Size > 0 {
+				limit = opt.Size
+				if !tl.Declared || !strings.Contains(err.Error(), "declares 3145728 bytes") {
+					t.Errorf("error names neither the declared nor the sent size: %v", err)
+				}
+			}
+			if tl.Got <= limit || tl.Got > limit+chunk {
+				t.Errorf("stopped at %d, limit %d", tl.Got, limit)
+			}
+			if fi, _ := f.Stat(); fi.Size() != 0 {
+				t.Errorf("partial file keeps %d bytes", fi.Size())
+			}
+		})
+	}
+	// A Content-Length over the declared size stops before the body.
+	f := partialFile(t, nil)
+	_, err := (&Client{}).Resume(context.Background(), endless(t, "1000000000").URL, f, "", Options{Size: 1000})
+	var tl *TooLargeError
+	if !errors.As(err, &tl) || tl.Got != 1000000000 {
+		t.Fatalf("announced size over the declared one: %v", err)
 	}
 }

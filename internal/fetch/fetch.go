@@ -39,6 +39,17 @@ func (e *MismatchError) Error() string {
 	return fmt.Sprintf("%s: sha256 mismatch: expected %s, got %s", e.URL, e.Want, e.Got)
 }
 
+// TooLargeError is a download over its size limit; Got is what the
+// server announced or what had arrived when it was stopped.
+type TooLargeError struct {
+	URL        string
+	Limit, Got int64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("GET %s: %d bytes or more, more than the limit of %d bytes", e.URL, e.Got, e.Limit)
+}
+
 func (c *Client) http() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
@@ -113,7 +124,7 @@ func (c *Client) File(ctx context.Context, url, dst, wantSHA256 string, maxSize 
 	}
 	defer resp.Body.Close()
 	if maxSize > 0 && resp.ContentLength > maxSize {
-		return Result{}, fmt.Errorf("GET %s: %d bytes, more than the limit of %d", real, resp.ContentLength, maxSize)
+		return Result{}, &TooLargeError{URL: real, Limit: maxSize, Got: resp.ContentLength}
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".part-")
 	if err != nil {
@@ -145,7 +156,7 @@ func (c *Client) File(ctx context.Context, url, dst, wantSHA256 string, maxSize 
 		return Result{}, fmt.Errorf("GET %s: %w (after %d bytes)", real, err, n)
 	}
 	if maxSize > 0 && n > maxSize {
-		return Result{}, fmt.Errorf("GET %s: more than the limit of %d bytes", real, maxSize)
+		return Result{}, &TooLargeError{URL: real, Limit: maxSize, Got: n}
 	}
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
 		return Result{}, fmt.Errorf("GET %s: truncated download: got %d of %d bytes", real, n, resp.ContentLength)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -73,5 +74,35 @@ func TestParseSums(t *testing.T) {
 	}
 	if got, ok := FirstHash([]byte(strings.ToUpper(h) + "  file\n")); !ok || got != h {
 		t.Errorf("FirstHash %q", got)
+	}
+}
+
+// TestEndlessDownloadStops: a server streaming forever is cut off just
+// past the limit, and no partial file is left or renamed into place.
+func TestEndlessDownloadStops(t *testing.T) {
+	var sent atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 64<<10)
+		for r.Context().Err() == nil {
+			n, err := w.Write(buf)
+			sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	_, err := (&Client{}).File(context.Background(), srv.URL+"/endless.tar.gz", filepath.Join(dir, "a"), "", 4<<20)
+	var tl *TooLargeError
+	if !errors.As(err, &tl) || tl.Limit != 4<<20 || !strings.Contains(err.Error(), "/endless.tar.gz") {
+		t.Fatalf("endless download: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+	srv.CloseClientConnections()
+	if sent.Load() > 64<<20 {
+		t.Errorf("server sent %d bytes for a 4 MiB limit", sent.Load())
 	}
 }

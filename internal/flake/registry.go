@@ -44,7 +44,9 @@ func (r Registry) sys(p string) string {
 	if r.Root == "" || r.Root == "/" {
 		return p
 	}
-	return filepath.Join(r.Root, p)
+	// ".." stops at the root, as it would inside it: a flakes_dir of
+	// "/../../x" must not leave a --root.
+	return filepath.Join(r.Root, filepath.Clean("/"+p))
 }
 
 func (r Registry) home() (string, error) {

@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -121,10 +122,27 @@ func (r *Recipe) Downloads(ctx context.Context, c *fetch.Client, res Resolved, a
 	return out, nil
 }
 
+// PopulateOptions bound and permit what Populate does.
+type PopulateOptions struct {
+	// AllowUnverified permits artifacts the recipe marks as unverifiable.
+	AllowUnverified bool
+	// MaxDownload bounds one artifact (0: MaxArtifact).
+	MaxDownload int64
+	// Unpack bounds each archive (zero: archive.DefaultLimits).
+	Unpack archive.Limits
+}
+
 // Populate downloads the artifacts into work/dl, unpacks them and builds
-// the image tree at work/root, which it returns. allowUnverified permits
-// artifacts the recipe marks as unverifiable.
-func (r *Recipe) Populate(ctx context.Context, c *fetch.Client, dls []Download, work string, allowUnverified bool) (string, error) {
+// the image tree at work/root, which it returns.
+func (r *Recipe) Populate(ctx context.Context, c *fetch.Client, dls []Download, work string, opt PopulateOptions) (string, error) {
+	maxDownload := opt.MaxDownload
+	if maxDownload <= 0 {
+		maxDownload = MaxArtifact
+	}
+	unpack := opt.Unpack
+	if unpack == (archive.Limits{}) {
+		unpack = archive.DefaultLimits
+	}
 	root := filepath.Join(work, "root")
 	for _, d := range []string{root, filepath.Join(work, "dl"), filepath.Join(work, "x")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -132,12 +150,16 @@ func (r *Recipe) Populate(ctx context.Context, c *fetch.Client, dls []Download, 
 		}
 	}
 	for _, d := range dls {
-		if d.SHA256 == "" && !allowUnverified {
+		if d.SHA256 == "" && !opt.AllowUnverified {
 			return "", fmt.Errorf("%s: upstream publishes no checksum (%s); pass --allow-unverified to bake it anyway", d.URL, d.Unverified)
 		}
 		a := r.Artifacts[d.Artifact]
 		file := filepath.Join(work, "dl", strconv.Itoa(d.Artifact)+"-"+safeName(d.FileName))
-		if _, err := c.File(ctx, d.URL, file, d.SHA256, MaxArtifact); err != nil {
+		if _, err := c.File(ctx, d.URL, file, d.SHA256, maxDownload); err != nil {
+			var tl *fetch.TooLargeError
+			if errors.As(err, &tl) {
+				return "", fmt.Errorf("%w; raise bake's --max-download if the artifact is genuine", err)
+			}
 			return "", err
 		}
 		if d.Type == "file" {
@@ -160,7 +182,7 @@ func (r *Recipe) Populate(ctx context.Context, c *fetch.Client, dls []Download, 
 		if err := os.MkdirAll(x, 0o755); err != nil {
 			return "", err
 		}
-		if err := archive.ExtractFile(ctx, file, d.Type, x, archive.Options{Strip: a.Strip}); err != nil {
+		if err := archive.ExtractFile(ctx, file, d.Type, x, archive.Options{Strip: a.Strip, Limits: unpack, Hint: "if the archive is genuine, raise bake's --max-unpack or --max-unpack-ratio"}); err != nil {
 			return "", fmt.Errorf("%s: %w", d.URL, err)
 		}
 		if err := applyMaps(x, root, a.Map, d.URL); err != nil {

@@ -1,13 +1,18 @@
 package recipe
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/stratalinux/strata/internal/archive"
 	"github.com/stratalinux/strata/internal/fetch"
 	"github.com/stratalinux/strata/internal/recipe/recipetest"
 )
@@ -42,7 +47,7 @@ func TestPopulateFromUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	root, err := r.Populate(ctx, c, dls, work, false)
+	root, err := r.Populate(ctx, c, dls, work, PopulateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +84,7 @@ func TestChecksumMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.Populate(ctx, c, dls, t.TempDir(), false)
+	_, err = r.Populate(ctx, c, dls, t.TempDir(), PopulateOptions{})
 	var me *fetch.MismatchError
 	if !errors.As(err, &me) || !strings.Contains(err.Error(), recipetest.Sum(good)) || !strings.Contains(err.Error(), "tool-1.10.0-linux-amd64.tar.gz") {
 		t.Fatalf("want mismatch naming URL and hashes, got %v", err)
@@ -97,10 +102,10 @@ func TestUnverifiedNeedsConsent(t *testing.T) {
 	ctx := context.Background()
 	res, _ := r.Resolve(ctx, c, "latest")
 	dls, _ := r.Downloads(ctx, c, res, "x86-64")
-	if _, err := r.Populate(ctx, c, dls, t.TempDir(), false); err == nil || !strings.Contains(err.Error(), "--allow-unverified") {
+	if _, err := r.Populate(ctx, c, dls, t.TempDir(), PopulateOptions{}); err == nil || !strings.Contains(err.Error(), "--allow-unverified") {
 		t.Fatalf("got %v", err)
 	}
-	if _, err := r.Populate(ctx, c, dls, t.TempDir(), true); err != nil {
+	if _, err := r.Populate(ctx, c, dls, t.TempDir(), PopulateOptions{AllowUnverified: true}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -160,5 +165,60 @@ artifacts:
 	}
 	if _, err := r2.Downloads(ctx, c, res, "x86-64"); err == nil || !strings.Contains(err.Error(), "no build for architecture x86-64") {
 		t.Errorf("missing arch: %v", err)
+	}
+}
+
+// TestPopulateLimits: the bake options bound an artifact's download and
+// what its archive unpacks to; the error names the URL and the option.
+func TestPopulateLimits(t *testing.T) {
+	u := recipetest.New(t)
+	src := strings.Replace(recipetest.Tool, "    verify:\n      sums: https://github.com/acme/tool/releases/download/{tag}/SHA256SUMS\n", "    verify: {none: no sums upstream}\n", 1)
+	r, err := Parse("tool.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := upstreamClient(u)
+	ctx := context.Background()
+	res, _ := r.Resolve(ctx, c, "1.10.0")
+	// 64 MiB of zeros in 64 concatenated gzip members of 1 MiB each.
+	var one, bomb bytes.Buffer
+	zw := gzip.NewWriter(&one)
+	zw.Write(make([]byte, 1<<20))
+	zw.Close()
+	var hb bytes.Buffer
+	tw := tar.NewWriter(&hb)
+	tw.WriteHeader(&tar.Header{Name: "tool-1.10.0/zeros", Typeflag: tar.TypeReg, Mode: 0o644, Size: 64 << 20})
+	tw.Flush()
+	zw = gzip.NewWriter(&bomb)
+	zw.Write(hb.Bytes())
+	zw.Close()
+	for i := 0; i < 64; i++ {
+		bomb.Write(one.Bytes())
+	}
+	zw = gzip.NewWriter(&bomb)
+	zw.Write(make([]byte, 1024))
+	zw.Close()
+	u.Set("/github.com/acme/tool/releases/download/v1.10.0/tool-1.10.0-linux-amd64.tar.gz", bomb.Bytes())
+	dls, _ := r.Downloads(ctx, c, res, "x86-64")
+	work := t.TempDir()
+	_, err = r.Populate(ctx, c, dls, work, PopulateOptions{AllowUnverified: true, Unpack: archive.Limits{MaxBytes: 8 << 20}})
+	var le *archive.LimitError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), "tool-1.10.0-linux-amd64.tar.gz") || !strings.Contains(err.Error(), "--max-unpack") {
+		t.Fatalf("bomb: %v", err)
+	}
+	var written int64
+	filepath.WalkDir(filepath.Join(work, "x"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			fi, _ := d.Info()
+			written += fi.Size()
+		}
+		return nil
+	})
+	if written > 8<<20 {
+		t.Errorf("unpacked %d bytes, limit %d", written, 8<<20)
+	}
+	_, err = r.Populate(ctx, c, dls, t.TempDir(), PopulateOptions{AllowUnverified: true, MaxDownload: 1000})
+	if err == nil || !strings.Contains(err.Error(), "limit of 1000 bytes") || !strings.Contains(err.Error(), "--max-download") {
+		t.Fatalf("download limit: %v", err)
 	}
 }

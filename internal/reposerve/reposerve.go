@@ -20,6 +20,10 @@ import (
 	"strings"
 )
 
+// MaxRanges is the most byte ranges one request may ask for; more are
+// answered with the whole file (Apache's MaxRanges does the same at 200).
+const MaxRanges = 100
+
 // Handler serves one repository directory.
 type Handler struct {
 	root *os.Root
@@ -112,9 +116,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.index(w, r, f, clean)
 		return
 	}
-	if !fi.Mode().IsRegular() {
+	// "/SHA256SUMS/" names a directory; the file is not served there.
+	if !fi.Mode().IsRegular() || strings.HasSuffix(r.URL.Path, "/") {
 		http.NotFound(w, r)
 		return
+	}
+	if v := r.Header.Get("Range"); v != "" {
+		if nv := planRange(v, fi.Size()); nv != v {
+			r = r.Clone(r.Context()) // the caller's request stays as sent
+			if nv == "" {
+				r.Header.Del("Range")
+			} else {
+				r.Header.Set("Range", nv)
+			}
+		}
 	}
 	w.Header().Set("Content-Type", contentType(fi.Name()))
 	w.Header().Set("ETag", etag(fi))

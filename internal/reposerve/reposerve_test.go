@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,4 +134,65 @@ func FuzzServePath(f *testing.F) {
 			t.Fatalf("path %q served a file outside the repository", p)
 		}
 	})
+}
+
+// TestRangeLimits: a request for thousands of small ranges gets the
+// whole file once (as Apache's MaxRanges does), overlapping ranges are
+// coalesced instead of sent twice, and a sane multi-range request is
+// still answered in parts.
+func TestRangeLimits(t *testing.T) {
+	srv, dir := setup(t)
+	data := make([]byte, 100000)
+	for i := range data {
+		data[i] = byte('a' + i%26)
+	}
+	os.WriteFile(filepath.Join(dir, "big.raw"), data, 0o644)
+	many := func(n int) string {
+		var b strings.Builder
+		b.WriteString("bytes=")
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Itoa(i*2) + "-" + strconv.Itoa(i*2))
+		}
+		return b.String()
+	}
+	resp, body := get(t, srv.URL+"/big.raw", map[string]string{"Range": many(5000)})
+	if resp.StatusCode != 200 || body != string(data) {
+		t.Errorf("5000 ranges: %d, %d bytes (%s)", resp.StatusCode, len(body), resp.Header.Get("Content-Type"))
+	}
+	resp, body = get(t, srv.URL+"/big.raw", map[string]string{"Range": many(MaxRanges)})
+	if resp.StatusCode != 206 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") || strings.Count(body, "Content-Range: bytes ") != MaxRanges {
+		t.Errorf("%d ranges: %d %s", MaxRanges, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// Overlapping and unsorted: one part, each byte once.
+	resp, body = get(t, srv.URL+"/big.raw", map[string]string{"Range": "bytes=100-199,0-149,150-299,-100,99900-"})
+	if resp.StatusCode != 206 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") ||
+		strings.Count(body, "Content-Range: bytes ") != 2 || !strings.Contains(body, "Content-Range: bytes 0-299/100000") || !strings.Contains(body, "Content-Range: bytes 99900-99999/100000") {
+		t.Errorf("overlapping ranges: %d %s\n%.600s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	resp, body = get(t, srv.URL+"/big.raw", map[string]string{"Range": "bytes=10-19,15-29"})
+	if resp.StatusCode != 206 || resp.Header.Get("Content-Range") != "bytes 10-29/100000" || body != string(data[10:30]) {
+		t.Errorf("two overlapping ranges: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Range"), body)
+	}
+	// Resumed downloads are untouched.
+	resp, body = get(t, srv.URL+"/big.raw", map[string]string{"Range": "bytes=99990-"})
+	if resp.StatusCode != 206 || body != string(data[99990:]) {
+		t.Errorf("open range: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestTrailingSlashOnFile: /SHA256SUMS/ names a directory that does not
+// exist; serving the file there would let relative links resolve wrongly.
+func TestTrailingSlashOnFile(t *testing.T) {
+	srv, _ := setup(t)
+	for _, p := range []string{"/SHA256SUMS/", "/hello-1.0-x86-64.raw/", "/SHA256SUMS//", "/sub/x/"} {
+		if resp, body := get(t, srv.URL+p, nil); resp.StatusCode != 404 || strings.Contains(body, "sums") {
+			t.Errorf("GET %s: %d %q", p, resp.StatusCode, body)
+		}
+	}
+	if resp, _ := get(t, srv.URL+"/sub/", nil); resp.StatusCode != 200 {
+		t.Errorf("GET /sub/: %d", resp.StatusCode)
+	}
 }

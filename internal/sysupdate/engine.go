@@ -64,7 +64,11 @@ type Engine struct {
 	// ChunkSize is the download write unit (0: the default 256 KiB).
 	ChunkSize int
 
+	// MaxUnpackRatio bounds a url-tar's expansion (0: archive.DefaultRatio).
+	MaxUnpackRatio int64
+
 	cache manifestCache
+	sizes sizeCache
 }
 
 func (e *Engine) log() *slog.Logger {
@@ -536,11 +540,12 @@ func (e *Engine) acquireURLFile(ctx context.Context, j job) error {
 		return err
 	}
 	e.step("partial-open")
-	_, err = e.client().Resume(ctx, j.src.Path, f, j.src.SHA256, download.Options{MaxSize: e.MaxSize, Progress: e.progress(j.src.Name), Step: e.Step, ChunkSize: e.ChunkSize})
+	_, err = e.client().Resume(ctx, j.src.Path, f, j.src.SHA256, download.Options{MaxSize: e.MaxSize, Size: max(j.src.Size, 0), Progress: e.progress(j.src.Name), Step: e.Step, ChunkSize: e.ChunkSize})
 	if err != nil {
 		f.Close()
 		var mm *download.MismatchError
-		if errors.As(err, &mm) || errors.Is(err, syscall.ENOSPC) {
+		var tl *download.TooLargeError
+		if errors.As(err, &mm) || errors.As(err, &tl) || errors.Is(err, syscall.ENOSPC) {
 			// Nothing worth resuming; on a full disk, give the space back.
 			os.Remove(j.partial)
 		}
@@ -576,11 +581,12 @@ func (e *Engine) acquireCompressed(ctx context.Context, j job) error {
 	if err != nil {
 		return err
 	}
-	_, err = e.client().Resume(ctx, j.src.Path, f, j.src.SHA256, download.Options{MaxSize: e.MaxSize, Progress: e.progress(j.src.Name), Step: e.Step, ChunkSize: e.ChunkSize})
+	_, err = e.client().Resume(ctx, j.src.Path, f, j.src.SHA256, download.Options{MaxSize: e.MaxSize, Size: max(j.src.Size, 0), Progress: e.progress(j.src.Name), Step: e.Step, ChunkSize: e.ChunkSize})
 	if err != nil {
 		f.Close()
 		var mm *download.MismatchError
-		if errors.As(err, &mm) || errors.Is(err, syscall.ENOSPC) {
+		var tl *download.TooLargeError
+		if errors.As(err, &mm) || errors.As(err, &tl) || errors.Is(err, syscall.ENOSPC) {
 			os.Remove(j.dlTemp)
 		}
 		return err
@@ -657,11 +663,12 @@ func (e *Engine) acquireTar(ctx context.Context, j job) error {
 		if err != nil {
 			return err
 		}
-		_, err = e.client().Resume(ctx, j.src.Path, f, j.src.SHA256, download.Options{MaxSize: e.MaxSize, Progress: e.progress(j.src.Name), Step: e.Step, ChunkSize: e.ChunkSize})
+		_, err = e.client().Resume(ctx, j.src.Path, f, j.src.SHA256, download.Options{MaxSize: e.MaxSize, Size: max(j.src.Size, 0), Progress: e.progress(j.src.Name), Step: e.Step, ChunkSize: e.ChunkSize})
 		f.Close()
 		if err != nil {
 			var mm *download.MismatchError
-			if errors.As(err, &mm) {
+			var tl *download.TooLargeError
+			if errors.As(err, &mm) || errors.As(err, &tl) {
 				os.Remove(j.dlTemp)
 			}
 			return err
@@ -685,7 +692,20 @@ func (e *Engine) acquireTar(ctx context.Context, j job) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", j.src.Name, err)
 	}
-	if err := archive.ExtractTar(ctx, br, typ, j.partial, archive.Options{Limits: archive.DefaultLimits}); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	lim := archive.DefaultLimits
+	if e.MaxUnpackRatio != 0 {
+		lim.MaxRatio = e.MaxUnpackRatio
+	}
+	if err := archive.ExtractTar(ctx, br, typ, j.partial, archive.Options{Limits: lim, InputSize: fi.Size(), Hint: "raise --max-unpack-ratio if the archive is genuine"}); err != nil {
+		// A bomb's partial tree may be large: give the space back.
+		os.RemoveAll(j.partial)
+		if j.t.Source.Type == URLTar {
+			os.Remove(j.dlTemp)
+		}
 		return fmt.Errorf("unpack %s: %w", j.src.Name, err)
 	}
 	if err := syncTree(j.partial); err != nil {

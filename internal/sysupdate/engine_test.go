@@ -627,3 +627,85 @@ func TestCompressedURLFile(t *testing.T) {
 		t.Fatalf("target dir: %v", entries)
 	}
 }
+
+// TestDeclaredSizeStopsDownload: a server streaming past the size the
+// repository's index.json declares is cut off there, and nothing is left
+// in the target directory.
+func TestDeclaredSizeStopsDownload(t *testing.T) {
+	r := newTestRepo(t, true, 100000, "1.0")
+	var sent atomic.Int64
+	r.hook = func(w http.ResponseWriter, req *http.Request) bool {
+		if !strings.HasSuffix(req.URL.Path, ".raw") {
+			return false
+		}
+		buf := make([]byte, 64<<10)
+		for n := 0; n < 1024 && req.Context().Err() == nil; n++ { // 64 MiB at most
+			if _, err := w.Write(buf); err != nil {
+				break
+			}
+			sent.Add(int64(len(buf)))
+		}
+		return true
+	}
+	root := clientRoot(t, r, "")
+	_, err := newEngine(t, root).Update(context.Background(), "")
+	if err == nil || !strings.Contains(err.Error(), "declares 100000 bytes") {
+		t.Fatalf("oversized download: %v", err)
+	}
+	if got := installed(t, root); len(got) != 0 {
+		t.Errorf("left in the target: %v", got)
+	}
+	if sent.Load() > 16<<20 {
+		t.Errorf("server sent %d bytes before the client stopped", sent.Load())
+	}
+}
+
+// TestURLTarBomb: a 1 MB tar.gz that unpacks to 1 GiB stops at its
+// budget, and the partial tree is removed.
+func TestURLTarBomb(t *testing.T) {
+	srcDir := t.TempDir()
+	gz := func(p []byte) []byte {
+		var b bytes.Buffer
+		w, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+		w.Write(p)
+		w.Close()
+		return b.Bytes()
+	}
+	zeros := gz(make([]byte, 1<<20))
+	var bomb bytes.Buffer
+	for i := 0; i < 16; i++ { // 16 files of 64 MiB, as concatenated gzip members
+		var hb bytes.Buffer
+		tw := tar.NewWriter(&hb)
+		tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("f%d", i), Mode: 0o644, Size: 64 << 20, Typeflag: tar.TypeReg})
+		tw.Flush()
+		bomb.Write(gz(hb.Bytes()))
+		for j := 0; j < 64; j++ {
+			bomb.Write(zeros)
+		}
+	}
+	bomb.Write(gz(make([]byte, 1024)))
+	os.WriteFile(filepath.Join(srcDir, "tree_1.tar.gz"), bomb.Bytes(), 0o644)
+	os.WriteFile(filepath.Join(srcDir, "SHA256SUMS"), repo.FormatManifest([]repo.Entry{{SHA256: sha(bomb.Bytes()), Name: "tree_1.tar.gz"}}), 0o644)
+	h, _ := reposerve.New(srcDir, nil)
+	defer h.Close()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{"etc/sysupdate.d/tree.transfer": "[Transfer]\nVerify=no\n[Source]\nType=url-tar\nPath=" + srv.URL + "\nMatchPattern=tree_@v.tar.gz\n[Target]\nType=directory\nPath=/trees\nMatchPattern=tree_@v\nCurrentSymlink=/trees/current\n"})
+	d, err := Load(root, DefinitionDirs(""), testSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&Engine{Root: root, Defs: d}).Update(context.Background(), "1")
+	if err == nil || !strings.Contains(err.Error(), "archive unpacks to more than") || !strings.Contains(err.Error(), "--max-unpack-ratio") {
+		t.Fatalf("bomb: %v", err)
+	}
+	filepath.WalkDir(filepath.Join(root, "trees"), func(p string, de os.DirEntry, err error) error {
+		if err == nil && de.Type().IsRegular() {
+			fi, _ := de.Info()
+			t.Errorf("left behind: %s (%d bytes)", p, fi.Size())
+		}
+		return nil
+	})
+	t.Logf("%d-byte bomb: %v", bomb.Len(), err)
+}

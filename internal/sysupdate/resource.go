@@ -63,6 +63,41 @@ func sortInstances(is []Instance) {
 // manifestCache keeps one parsed manifest per URL within a run.
 type manifestCache map[string]*repo.Manifest
 
+// sizeCache keeps, per source URL, the file sizes its index.json declares
+// (empty when it has none: a plain systemd-sysupdate repository).
+type sizeCache map[string]map[string]int64
+
+// declaredSizes reads the sizes a Strata repository's index.json declares,
+// so a download is stopped once it passes its file's size. Best effort: a
+// missing or unreadable index only leaves the sizes unknown.
+func (e *Engine) declaredSizes(ctx context.Context, t *Transfer) map[string]int64 {
+	if sz, ok := e.sizes[t.Source.Path]; ok {
+		return sz
+	}
+	sz := map[string]int64{}
+	iURL := joinURL(t.Source.Path, repo.IndexName)
+	if data, err := e.client().Bytes(ctx, iURL, repo.MaxIndexSize); err != nil {
+		if !download.NotFound(err) {
+			e.log().Debug("no declared sizes", "url", iURL, "err", err)
+		}
+	} else if ix, err := repo.ParseIndex(data); err != nil {
+		e.log().Warn("ignoring index", "url", iURL, "err", err)
+	} else {
+		for _, x := range ix.Extensions {
+			for _, v := range x.Versions {
+				if v.Size > 0 {
+					sz[v.File] = v.Size
+				}
+			}
+		}
+	}
+	if e.sizes == nil {
+		e.sizes = sizeCache{}
+	}
+	e.sizes[t.Source.Path] = sz
+	return sz
+}
+
 // listRemote reads Path/SHA256SUMS, verifies its signature when asked, and
 // matches every entry against the source patterns.
 func (e *Engine) listRemote(ctx context.Context, t *Transfer) ([]Instance, error) {
@@ -70,6 +105,7 @@ func (e *Engine) listRemote(ctx context.Context, t *Transfer) ([]Instance, error
 	if err != nil {
 		return nil, err
 	}
+	sizes := e.declaredSizes(ctx, t)
 	var out []Instance
 	for _, ent := range m.Entries {
 		f, ok := MatchAny(t.Source.Patterns, ent.Name)
@@ -83,7 +119,11 @@ func (e *Engine) listRemote(ctx context.Context, t *Transfer) ([]Instance, error
 		if !e.versionAllowed(t, f.Version) {
 			continue
 		}
-		out = append(out, Instance{Fields: f, Name: ent.Name, Path: joinURL(t.Source.Path, ent.Name), SHA256: ent.SHA256, Size: -1})
+		size := int64(-1)
+		if n, ok := sizes[ent.Name]; ok {
+			size = n
+		}
+		out = append(out, Instance{Fields: f, Name: ent.Name, Path: joinURL(t.Source.Path, ent.Name), SHA256: ent.SHA256, Size: size})
 	}
 	sortInstances(out)
 	return out, nil
