@@ -8,7 +8,9 @@
 //
 // Images are untrusted input: every size, count, offset and recursion read
 // from an image is bounded and checked, so a corrupt or hostile image yields
-// an error rather than a panic, a huge allocation or an endless loop.
+// an error rather than a panic, a huge allocation or an endless loop; and
+// the total work done on one opened image is bounded (see workLimits), so
+// no sequence of calls on it, such as a walk, can run without end.
 //
 // The file systems are read-only. Path lookups follow symbolic links only
 // where documented, and never outside the image: absolute link targets are
