@@ -143,6 +143,9 @@ func (e *erofs) loadInode(nid uint64) (*erNode, error) {
 	if nid > uint64(e.rd.size)/32 {
 		return nil, errors.New("inode outside the image")
 	}
+	if err := e.rd.w.inode(); err != nil {
+		return nil, err
+	}
 	iloc := e.metaStart + int64(nid)*32
 	b, err := e.rd.bytes(iloc, 32)
 	if err != nil {
@@ -389,6 +392,9 @@ func (e *erofs) eachEntry(d *erNode, fn func(name string, nid uint64) (bool, err
 	count := 0
 	for pos := int64(0); pos < size; pos += e.blksz {
 		b := buf[:min(e.blksz, size-pos)]
+		if err := e.rd.w.block(); err != nil {
+			return err
+		}
 		if _, err := r.ReadAt(b, pos); err != nil && err != io.EOF {
 			return err
 		}
@@ -428,6 +434,9 @@ func (e *erofs) eachEntry(d *erNode, fn func(name string, nid uint64) (bool, err
 			}
 			if count++; count > maxDirEntries {
 				return errors.New("too many directory entries")
+			}
+			if err := e.rd.w.entry(); err != nil {
+				return err
 			}
 			stop, err := fn(name, nid)
 			if err != nil || stop {

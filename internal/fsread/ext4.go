@@ -168,6 +168,9 @@ func (e *ext4) block(b uint64) ([]byte, error) {
 	if d, ok := e.blockCache.get(int64(b)); ok {
 		return d, nil
 	}
+	if err := e.rd.w.block(); err != nil {
+		return nil, err
+	}
 	d, err := e.rd.bytes(int64(b)*e.bs, int(e.bs))
 	if err != nil {
 		return nil, err
@@ -187,6 +190,9 @@ func (e *ext4) inode(ino uint32) (*e4Node, error) {
 func (e *ext4) loadInode(ino uint32) (*e4Node, error) {
 	if ino == 0 || ino > e.inodes {
 		return nil, fmt.Errorf("inode number out of range (%d inodes)", e.inodes)
+	}
+	if err := e.rd.w.inode(); err != nil {
+		return nil, err
 	}
 	g := int64((ino - 1) / e.ipg)
 	idx := int64((ino - 1) % e.ipg)
@@ -511,6 +517,9 @@ func (e *ext4) parseDirBlock(b []byte, count *int, fn func(name string, ino uint
 				}
 				if *count++; *count > maxDirEntries {
 					return false, errors.New("too many directory entries")
+				}
+				if err := e.rd.w.entry(); err != nil {
+					return false, err
 				}
 				stop, err := fn(name, ino)
 				if err != nil || stop {

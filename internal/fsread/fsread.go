@@ -8,7 +8,9 @@
 //
 // Images are untrusted input: every size, count, offset and recursion read
 // from an image is bounded and checked, so a corrupt or hostile image yields
-// an error rather than a panic, a huge allocation or an endless loop.
+// an error rather than a panic, a huge allocation or an endless loop; and
+// the total work done on one opened image is bounded (see workLimits), so
+// no sequence of calls on it, such as a walk, can run without end.
 //
 // The file systems are read-only. Path lookups follow symbolic links only
 // where documented, and never outside the image: absolute link targets are
@@ -41,6 +43,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -226,6 +229,46 @@ const (
 	maxReadFile = 256 << 20
 )
 
+// workLimits bound the work done on one opened image, over all calls.
+// Per-call limits are not enough: a hostile image can list the same
+// directory in several parents, so that a few kilobytes describe a tree
+// with exponentially many paths, or make a huge uncacheable directory be
+// rescanned for every lookup in it. Walking a valid image (inspect, check)
+// costs a few units of each per file: the limits are ten times what a
+// 100,000-file image needs, and turn a hostile one into an error after a
+// few seconds of CPU at worst.
+type workLimits struct {
+	inodes  int64 // inodes decoded, counting repeated loads
+	entries int64 // directory entries decoded
+	blocks  int64 // metadata blocks read or decompressed (cache misses)
+}
+
+var defaultWorkLimits = workLimits{inodes: 1 << 24, entries: 1 << 21, blocks: 1 << 18}
+
+// work counts what reading an image has cost so far; it is shared by all
+// users of the image, so it is safe for concurrent use.
+type work struct {
+	format                  Format
+	lim                     workLimits
+	inodes, entries, blocks atomic.Int64
+}
+
+func newWork(f Format, lim workLimits) *work { return &work{format: f, lim: lim} }
+
+func (w *work) charge(c *atomic.Int64, limit int64, what string) error {
+	if w == nil {
+		return nil
+	}
+	if c.Add(1) > limit {
+		return fmt.Errorf("%s image: more than %d %s read; not a sane extension image", w.format, limit, what)
+	}
+	return nil
+}
+
+func (w *work) inode() error { return w.charge(&w.inodes, w.lim.inodes, "inodes") }
+func (w *work) entry() error { return w.charge(&w.entries, w.lim.entries, "directory entries") }
+func (w *work) block() error { return w.charge(&w.blocks, w.lim.blocks, "metadata blocks") }
+
 // node is an inode loaded by a backend.
 type node interface {
 	stat() *Stat
@@ -296,6 +339,7 @@ func checkName(name string) error {
 type fsys struct {
 	b      backend
 	format Format
+	w      *work // the backend's work count, for tests
 }
 
 var (

@@ -134,7 +134,11 @@ func open(r io.ReaderAt, size int64, arch string) (*Image, error) {
 }
 
 func openFS(f Format, r io.ReaderAt, size int64) (FS, error) {
-	rd := &reader{r: r, size: size}
+	return openFSLimits(f, r, size, defaultWorkLimits)
+}
+
+func openFSLimits(f Format, r io.ReaderAt, size int64, lim workLimits) (FS, error) {
+	rd := &reader{r: r, size: size, w: newWork(f, lim)}
 	var (
 		b   backend
 		err error
@@ -153,6 +157,7 @@ func openFS(f Format, r io.ReaderAt, size int64) (FS, error) {
 		return nil, err
 	}
 	fsys := newFS(b, f)
+	fsys.w = rd.w
 	// Load the root now so that an image whose root is unreadable fails
 	// to open rather than on first use.
 	root, err := b.root()
@@ -165,10 +170,12 @@ func openFS(f Format, r io.ReaderAt, size int64) (FS, error) {
 	return fsys, nil
 }
 
-// reader reads exact byte ranges from an image of known size.
+// reader reads exact byte ranges from an image of known size, and
+// counts the work the backend reading it does (w may be nil).
 type reader struct {
 	r    io.ReaderAt
 	size int64
+	w    *work
 }
 
 var errTruncated = errors.New("image truncated or offset out of range")

@@ -264,6 +264,9 @@ func (s *squashfs) metaBlock(pos int64) (sqMetaBlock, error) {
 	if b, ok := s.meta.get(pos); ok {
 		return b, nil
 	}
+	if err := s.rd.w.block(); err != nil {
+		return sqMetaBlock{}, err
+	}
 	var h [2]byte
 	if err := s.rd.readAt(h[:], pos); err != nil {
 		return sqMetaBlock{}, fmt.Errorf("read squashfs metadata block at %d: %w", pos, err)
@@ -346,6 +349,9 @@ func (s *squashfs) loadInode(ref uint64) (*sqNode, error) {
 	blk, off := int64(ref>>16), int(ref&0xffff)
 	if off >= sqMetaSize || blk >= s.dirTbl-s.inodeTbl {
 		return nil, errors.New("inode reference outside the inode table")
+	}
+	if err := s.rd.w.inode(); err != nil {
+		return nil, err
 	}
 	c := sqCursor{blk: s.inodeTbl + blk, off: off}
 	var h [16]byte
@@ -570,6 +576,9 @@ func (s *squashfs) eachEntry(c sqCursor, size int64, fn func(name string, ref ui
 			}
 			if total++; total > maxDirEntries {
 				return errors.New("too many directory entries")
+			}
+			if err := s.rd.w.entry(); err != nil {
+				return err
 			}
 			stop, err := fn(name, uint64(start)<<16|uint64(off))
 			if err != nil || stop {
@@ -931,6 +940,9 @@ func (s *squashfs) fragment(idx uint32) ([]byte, error) {
 	}
 	if b, ok := s.frags.get(int64(start)); ok {
 		return b, nil
+	}
+	if err := s.rd.w.block(); err != nil {
+		return nil, err
 	}
 	size := int64(word &^ sqBlockUncomp)
 	if size == 0 || size > s.blockSize {
