@@ -22,9 +22,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/stratalinux/strata/internal/fleet"
+	fleetsim "github.com/stratalinux/strata/internal/fleet/sim"
 	"github.com/stratalinux/strata/internal/fleet/store"
-	"github.com/stratalinux/strata/internal/fleetsim"
-	"github.com/stratalinux/strata/internal/fleetweb"
+	fleetweb "github.com/stratalinux/strata/internal/fleet/web"
 	"github.com/stratalinux/strata/internal/version"
 )
 

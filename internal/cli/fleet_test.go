@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stratalinux/strata/internal/fleetweb"
+	fleetweb "github.com/stratalinux/strata/internal/fleet/web"
 	"github.com/stratalinux/strata/internal/omaha"
 )
 

@@ -1,9 +1,9 @@
-// Package fleetbench measures the fleet server under load: update checks
+// Package bench measures the fleet server under load: update checks
 // per second and their latency at 100,000 registered instances on SQLite
 // and PostgreSQL, for the noupdate and the granted paths, the dashboard's
 // group page and version breakdown, and the process's memory. The server
 // runs in this process on 127.0.0.1; the simulator shares the machine.
-package fleetbench
+package bench
 
 import (
 	"context"
@@ -22,8 +22,8 @@ import (
 
 	"github.com/stratalinux/strata/internal/bench"
 	"github.com/stratalinux/strata/internal/fleet"
-	"github.com/stratalinux/strata/internal/fleetsim"
-	"github.com/stratalinux/strata/internal/fleetweb"
+	fleetsim "github.com/stratalinux/strata/internal/fleet/sim"
+	fleetweb "github.com/stratalinux/strata/internal/fleet/web"
 )
 
 // Config sizes a run.
