@@ -25,6 +25,7 @@ import (
 	fleetsim "github.com/stratalinux/strata/internal/fleet/sim"
 	"github.com/stratalinux/strata/internal/fleet/store"
 	fleetweb "github.com/stratalinux/strata/internal/fleet/web"
+	stratarepo "github.com/stratalinux/strata/internal/repo"
 	"github.com/stratalinux/strata/internal/version"
 )
 
@@ -602,15 +603,20 @@ func fleetImport(ctx context.Context, env *Env, c *fleetclient.Client, repo, url
 		return fmt.Errorf("--repo: %w", err)
 	}
 	defer root.Close()
-	sums, err := root.Open("SHA256SUMS")
+	sums, err := root.Open(stratarepo.ManifestName)
 	if err != nil {
 		return fmt.Errorf("%s: %w (is it a `strata publish` repository?)", repo, err)
 	}
-	files, err := fleet.ParseSHA256SUMS(sums)
+	data, err := io.ReadAll(io.LimitReader(sums, stratarepo.MaxManifestSize+1))
 	sums.Close()
 	if err != nil {
-		return fmt.Errorf("%s/%w", repo, err)
+		return fmt.Errorf("%s/%s: %w", repo, stratarepo.ManifestName, err)
 	}
+	m, err := stratarepo.ParseManifest(data)
+	if err != nil {
+		return fmt.Errorf("%s/%s: %w", repo, stratarepo.ManifestName, err)
+	}
+	files := fleet.RepoFiles(m)
 	if len(files) == 0 {
 		return fmt.Errorf("%s/SHA256SUMS lists no NAME-VERSION-ARCH.raw images", repo)
 	}
