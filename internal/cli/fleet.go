@@ -2,10 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/sha1"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -194,21 +190,6 @@ func (t *table) withRow(cells ...string) *table {
 	return t
 }
 
-// fileDigests reads a payload once for size, SHA-1 (base64) and SHA-256.
-func fileDigests(path string) (size int64, sha1b64, sha256hex string, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, "", "", err
-	}
-	defer f.Close()
-	h1, h256 := sha1.New(), sha256.New()
-	size, err = io.Copy(io.MultiWriter(h1, h256), f)
-	if err != nil {
-		return 0, "", "", fmt.Errorf("reading %s: %w", path, err)
-	}
-	return size, base64.StdEncoding.EncodeToString(h1.Sum(nil)), hex.EncodeToString(h256.Sum(nil)), nil
-}
-
 func newFleetPackageCommand(env *Env, o *fleetOpts) *cobra.Command {
 	pc := &cobra.Command{Use: "package", Short: "Manage packages (versions of an app's payload)"}
 	var app, ver, arch, url, file string
@@ -222,9 +203,9 @@ func newFleetPackageCommand(env *Env, o *fleetOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			size, s1, s256, err := fileDigests(file)
+			pl, err := fleet.ReadPayload(os.DirFS(filepath.Dir(file)), filepath.Base(file))
 			if err != nil {
-				return err
+				return fmt.Errorf("--file %s: %w", file, err)
 			}
 			ctx := cmdContext(cmd)
 			var ids []string
@@ -235,7 +216,7 @@ func newFleetPackageCommand(env *Env, o *fleetOpts) *cobra.Command {
 				}
 				ids = append(ids, id)
 			}
-			p, err := c.AddPackage(ctx, app, fleet.Package{Version: ver, Arch: arch, URL: url, Filename: filepath.Base(file), Size: size, SHA1: s1, SHA256: s256, Extras: ids, Blacklist: blacklist})
+			p, err := c.AddPackage(ctx, app, fleet.Package{Version: ver, Arch: arch, URL: url, Filename: filepath.Base(file), Size: pl.Size, SHA1: pl.SHA1, SHA256: pl.SHA256, Extras: ids, Blacklist: blacklist})
 			if err != nil {
 				return err
 			}
@@ -643,14 +624,14 @@ func fleetImport(ctx context.Context, env *Env, c *fleetclient.Client, repo, url
 			have[f.Name] = true
 			fmt.Fprintf(env.Stderr, "created application %s (%s)\n", f.Name, kind)
 		}
-		size, s1, s256, err := rootDigests(root, f.File)
+		pl, err := fleet.ReadPayload(root.FS(), f.File)
 		if err != nil {
 			return err
 		}
-		if s256 != f.SHA256 {
-			return fmt.Errorf("%s/%s: SHA-256 %s does not match SHA256SUMS (%s); republish or fix the file", repo, f.File, s256, f.SHA256)
+		if pl.SHA256 != f.SHA256 {
+			return fmt.Errorf("%s/%s: SHA-256 %s does not match SHA256SUMS (%s); republish or fix the file", repo, f.File, pl.SHA256, f.SHA256)
 		}
-		p := fleet.Package{Version: f.Version, Arch: f.Arch, URL: url, Filename: f.File, Size: size, SHA1: s1, SHA256: s256}
+		p := fleet.Package{Version: f.Version, Arch: f.Arch, URL: url, Filename: f.File, Size: pl.Size, SHA1: pl.SHA1, SHA256: pl.SHA256}
 		if f.Name == osName {
 			for k, x := range newest {
 				if strings.HasSuffix(k, "/"+f.Arch) {
@@ -687,20 +668,6 @@ func fleetImport(ctx context.Context, env *Env, c *fleetclient.Client, repo, url
 		}
 	}
 	return nil
-}
-
-func rootDigests(root *os.Root, name string) (int64, string, string, error) {
-	f, err := root.Open(name)
-	if err != nil {
-		return 0, "", "", err
-	}
-	defer f.Close()
-	h1, h256 := sha1.New(), sha256.New()
-	n, err := io.Copy(io.MultiWriter(h1, h256), f)
-	if err != nil {
-		return 0, "", "", fmt.Errorf("reading %s: %w", name, err)
-	}
-	return n, base64.StdEncoding.EncodeToString(h1.Sum(nil)), hex.EncodeToString(h256.Sum(nil)), nil
 }
 
 func newFleetSimulateCommand(env *Env, o *fleetOpts) *cobra.Command {
