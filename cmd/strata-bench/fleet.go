@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/stratalinux/strata/internal/bench"
-	"github.com/stratalinux/strata/internal/fleetbench"
+	fleetbench "github.com/stratalinux/strata/internal/fleet/bench"
 )
 
 // fleetBench measures the fleet server at 100,000 instances on SQLite and

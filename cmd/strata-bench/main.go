@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/stratalinux/strata/internal/bench"
-	"github.com/stratalinux/strata/internal/fleetbench"
+	fleetbench "github.com/stratalinux/strata/internal/fleet/bench"
 	"golang.org/x/sys/unix"
 )
 

@@ -2,16 +2,11 @@ package cli
 
 import (
 	"context"
-	"crypto/sha1"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,9 +17,11 @@ import (
 	"golang.org/x/term"
 
 	"github.com/stratalinux/strata/internal/fleet"
+	fleetclient "github.com/stratalinux/strata/internal/fleet/client"
+	fleetsim "github.com/stratalinux/strata/internal/fleet/sim"
 	"github.com/stratalinux/strata/internal/fleet/store"
-	"github.com/stratalinux/strata/internal/fleetsim"
-	"github.com/stratalinux/strata/internal/fleetweb"
+	fleetweb "github.com/stratalinux/strata/internal/fleet/web"
+	stratarepo "github.com/stratalinux/strata/internal/repo"
 	"github.com/stratalinux/strata/internal/version"
 )
 
@@ -34,7 +31,7 @@ type fleetOpts struct {
 	jsonOut       bool
 }
 
-func (o *fleetOpts) client() (*fleetweb.Client, error) {
+func (o *fleetOpts) client() (*fleetclient.Client, error) {
 	if o.server == "" {
 		o.server = os.Getenv("STRATA_FLEET_SERVER")
 	}
@@ -47,7 +44,7 @@ func (o *fleetOpts) client() (*fleetweb.Client, error) {
 	if o.token == "" {
 		return nil, errors.New("no admin token: pass --token or set STRATA_FLEET_TOKEN (make one with: strata fleet token create --data DIR)")
 	}
-	return &fleetweb.Client{URL: o.server, Token: o.token, HTTP: &http.Client{Timeout: 2 * time.Minute}}, nil
+	return fleetclient.New(o.server, o.token, &http.Client{Timeout: 2 * time.Minute}), nil
 }
 
 func newFleetCommand(env *Env) *cobra.Command {
@@ -75,9 +72,9 @@ the database directly.`,
 }
 
 // fleetPrint prints v as JSON or as a table.
-// fleetListCommand is a "list" subcommand: GET path() from the server,
-// print a table (row per item) or the JSON.
-func fleetListCommand[T any](env *Env, o *fleetOpts, path func() string, header []string, row func(T) []string) *cobra.Command {
+// fleetListCommand is a "list" subcommand: list from the server, print a
+// table (row per item) or the JSON.
+func fleetListCommand[T any](env *Env, o *fleetOpts, list func(context.Context, *fleetclient.Client) ([]T, error), header []string, row func(T) []string) *cobra.Command {
 	return &cobra.Command{
 		Use:  "list",
 		Args: cobra.NoArgs,
@@ -86,8 +83,8 @@ func fleetListCommand[T any](env *Env, o *fleetOpts, path func() string, header 
 			if err != nil {
 				return err
 			}
-			var items []T
-			if err := c.Do(cmdContext(cmd), "GET", path(), nil, &items); err != nil {
+			items, err := list(cmdContext(cmd), c)
+			if err != nil {
 				return err
 			}
 			t := newTable(header...)
@@ -171,8 +168,8 @@ func newFleetAppCommand(env *Env, o *fleetOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var a fleet.App
-			if err := c.Do(cmdContext(cmd), "POST", "/api/apps", fleet.App{ID: id, Name: args[0], ProductID: product, Kind: fleet.Kind(kind), Description: desc}, &a); err != nil {
+			a, err := c.CreateApp(cmdContext(cmd), fleet.App{ID: id, Name: args[0], ProductID: product, Kind: fleet.Kind(kind), Description: desc})
+			if err != nil {
 				return err
 			}
 			return fleetPrint(env, o, a, newTable("ID", "NAME", "KIND").withRow(a.ID, a.Name, string(a.Kind)))
@@ -182,7 +179,7 @@ func newFleetAppCommand(env *Env, o *fleetOpts) *cobra.Command {
 	create.Flags().StringVar(&product, "product-id", "", "alias nodes may send instead of the id")
 	create.Flags().StringVar(&kind, "kind", "os", "os or extension")
 	create.Flags().StringVar(&desc, "description", "", "free text")
-	list := fleetListCommand(env, o, func() string { return "/api/apps" }, []string{"ID", "NAME", "KIND", "PRODUCT-ID"},
+	list := fleetListCommand(env, o, func(ctx context.Context, c *fleetclient.Client) ([]fleet.App, error) { return c.Apps(ctx) }, []string{"ID", "NAME", "KIND", "PRODUCT-ID"},
 		func(a fleet.App) []string { return []string{a.ID, a.Name, string(a.Kind), a.ProductID} })
 	ac.AddCommand(create, list)
 	return ac
@@ -191,21 +188,6 @@ func newFleetAppCommand(env *Env, o *fleetOpts) *cobra.Command {
 func (t *table) withRow(cells ...string) *table {
 	t.row(cells...)
 	return t
-}
-
-// fileDigests reads a payload once for size, SHA-1 (base64) and SHA-256.
-func fileDigests(path string) (size int64, sha1b64, sha256hex string, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, "", "", err
-	}
-	defer f.Close()
-	h1, h256 := sha1.New(), sha256.New()
-	size, err = io.Copy(io.MultiWriter(h1, h256), f)
-	if err != nil {
-		return 0, "", "", fmt.Errorf("reading %s: %w", path, err)
-	}
-	return size, base64.StdEncoding.EncodeToString(h1.Sum(nil)), hex.EncodeToString(h256.Sum(nil)), nil
 }
 
 func newFleetPackageCommand(env *Env, o *fleetOpts) *cobra.Command {
@@ -221,9 +203,9 @@ func newFleetPackageCommand(env *Env, o *fleetOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			size, s1, s256, err := fileDigests(file)
+			pl, err := fleet.ReadPayload(os.DirFS(filepath.Dir(file)), filepath.Base(file))
 			if err != nil {
-				return err
+				return fmt.Errorf("--file %s: %w", file, err)
 			}
 			ctx := cmdContext(cmd)
 			var ids []string
@@ -234,8 +216,8 @@ func newFleetPackageCommand(env *Env, o *fleetOpts) *cobra.Command {
 				}
 				ids = append(ids, id)
 			}
-			p := fleet.Package{Version: ver, Arch: arch, URL: url, Filename: filepath.Base(file), Size: size, SHA1: s1, SHA256: s256, Extras: ids, Blacklist: blacklist}
-			if err := c.Do(ctx, "POST", "/api/apps/"+app+"/packages", p, &p); err != nil {
+			p, err := c.AddPackage(ctx, app, fleet.Package{Version: ver, Arch: arch, URL: url, Filename: filepath.Base(file), Size: pl.Size, SHA1: pl.SHA1, SHA256: pl.SHA256, Extras: ids, Blacklist: blacklist})
+			if err != nil {
 				return err
 			}
 			return fleetPrint(env, o, p, newTable("ID", "VERSION", "ARCH", "FILE", "SIZE").withRow(p.ID, p.Version, p.Arch, p.Filename, fmt.Sprint(p.Size)))
@@ -252,7 +234,7 @@ func newFleetPackageCommand(env *Env, o *fleetOpts) *cobra.Command {
 	for _, n := range []string{"app", "version", "url", "file"} {
 		_ = create.MarkFlagRequired(n)
 	}
-	list := fleetListCommand(env, o, func() string { return "/api/apps/" + app + "/packages" }, []string{"ID", "VERSION", "ARCH", "FILE", "SIZE", "EXTRAS"},
+	list := fleetListCommand(env, o, func(ctx context.Context, c *fleetclient.Client) ([]fleet.Package, error) { return c.Packages(ctx, app) }, []string{"ID", "VERSION", "ARCH", "FILE", "SIZE", "EXTRAS"},
 		func(p fleet.Package) []string {
 			return []string{p.ID, p.Version, p.Arch, p.Filename, fmt.Sprint(p.Size), fmt.Sprint(len(p.Extras))}
 		})
@@ -263,21 +245,16 @@ func newFleetPackageCommand(env *Env, o *fleetOpts) *cobra.Command {
 }
 
 // fleetPackageRef resolves APP@VERSION (or a package id) to a package id.
-func fleetPackageRef(ctx context.Context, c *fleetweb.Client, ref, arch string) (string, error) {
+func fleetPackageRef(ctx context.Context, c *fleetclient.Client, ref, arch string) (string, error) {
 	app, ver, ok := strings.Cut(ref, "@")
 	if !ok {
 		return ref, nil
 	}
-	var ps []fleet.Package
-	if err := c.Do(ctx, "GET", "/api/apps/"+app+"/packages", nil, &ps); err != nil {
+	id, err := c.PackageID(ctx, app, ver, arch)
+	if err != nil {
 		return "", fmt.Errorf("--extra %s: %w", ref, err)
 	}
-	for _, p := range ps {
-		if p.Version == ver && (p.Arch == arch || p.Arch == "") {
-			return p.ID, nil
-		}
-	}
-	return "", fmt.Errorf("--extra %s: no such package for arch %s", ref, arch)
+	return id, nil
 }
 
 func newFleetChannelCommand(env *Env, o *fleetOpts) *cobra.Command {
@@ -292,8 +269,8 @@ func newFleetChannelCommand(env *Env, o *fleetOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var ch fleet.Channel
-			if err := c.Do(cmdContext(cmd), "POST", "/api/apps/"+app+"/channels", map[string]any{"name": args[0], "arch": arch, "version": ver, "floors": floors}, &ch); err != nil {
+			ch, err := c.CreateChannel(cmdContext(cmd), app, fleetweb.ChannelRequest{Name: args[0], Arch: arch, Version: ver, Floors: floors})
+			if err != nil {
 				return err
 			}
 			return fleetPrint(env, o, ch, newTable("ID", "NAME", "ARCH").withRow(ch.ID, ch.Name, ch.Arch))
@@ -304,7 +281,7 @@ func newFleetChannelCommand(env *Env, o *fleetOpts) *cobra.Command {
 	create.Flags().StringVar(&ver, "version", "", "initial version")
 	create.Flags().StringSliceVar(&floors, "floor", nil, "package id every node must pass through (repeatable)")
 	_ = create.MarkFlagRequired("app")
-	list := fleetListCommand(env, o, func() string { return "/api/apps/" + app + "/channels" }, []string{"ID", "NAME", "ARCH", "PACKAGE"},
+	list := fleetListCommand(env, o, func(ctx context.Context, c *fleetclient.Client) ([]fleet.Channel, error) { return c.Channels(ctx, app) }, []string{"ID", "NAME", "ARCH", "PACKAGE"},
 		func(ch fleet.Channel) []string { return []string{ch.ID, ch.Name, ch.Arch, ch.PackageID} })
 	list.Flags().StringVar(&app, "app", "", "application")
 	_ = list.MarkFlagRequired("app")
@@ -323,8 +300,8 @@ func newFleetPromoteCommand(env *Env, o *fleetOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var ch fleet.Channel
-			if err := c.Do(cmdContext(cmd), "PUT", "/api/apps/"+app+"/channels/"+channel, map[string]any{"version": args[0]}, &ch); err != nil {
+			ch, err := c.Promote(cmdContext(cmd), app, channel, args[0])
+			if err != nil {
 				return err
 			}
 			if o.jsonOut {
@@ -394,9 +371,8 @@ func newFleetGroupCommand(env *Env, o *fleetOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var g fleet.Group
-			body := map[string]any{"name": args[0], "track": track, "arch": arch, "channel": channel, "policy": pol}
-			if err := c.Do(cmdContext(cmd), "POST", "/api/apps/"+app+"/groups", body, &g); err != nil {
+			g, err := c.CreateGroup(cmdContext(cmd), app, fleetweb.GroupRequest{Name: args[0], Track: track, Arch: arch, Channel: channel, Policy: &pol})
+			if err != nil {
 				return err
 			}
 			return fleetPrint(env, o, g, newTable("ID", "NAME", "TRACK", "ARCH").withRow(g.ID, g.Name, g.Track, g.Arch))
@@ -423,8 +399,8 @@ func newFleetGroupCommand(env *Env, o *fleetOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var g fleet.Group
-			if err := c.Do(cmdContext(cmd), "PUT", "/api/apps/"+app+"/groups/"+args[0], map[string]any{"policy": pol}, &g); err != nil {
+			g, err := c.SetPolicy(cmdContext(cmd), app, args[0], pol)
+			if err != nil {
 				return err
 			}
 			return fleetPrint(env, o, g, nil)
@@ -434,7 +410,7 @@ func newFleetGroupCommand(env *Env, o *fleetOpts) *cobra.Command {
 	spf.bind(set)
 	_ = set.MarkFlagRequired("app")
 
-	list := fleetListCommand(env, o, func() string { return "/api/apps/" + app + "/groups" }, []string{"ID", "NAME", "TRACK", "ARCH", "PAUSED"},
+	list := fleetListCommand(env, o, func(ctx context.Context, c *fleetclient.Client) ([]fleet.Group, error) { return c.Groups(ctx, app) }, []string{"ID", "NAME", "TRACK", "ARCH", "PAUSED"},
 		func(g fleet.Group) []string {
 			return []string{g.ID, g.Name, g.Track, g.Arch, fmt.Sprint(g.Policy.Paused)}
 		})
@@ -450,23 +426,12 @@ func newFleetGroupCommand(env *Env, o *fleetOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var v struct {
-				Name     string        `json:"name"`
-				Target   string        `json:"target"`
-				Rollout  fleet.Rollout `json:"rollout"`
-				Versions []store.Count `json:"versions"`
-				Statuses []store.Count `json:"statuses"`
-			}
-			var raw json.RawMessage
-			if err := c.Do(cmdContext(cmd), "GET", "/api/apps/"+app+"/groups/"+args[0], nil, &raw); err != nil {
+			v, err := c.Group(cmdContext(cmd), app, args[0])
+			if err != nil {
 				return err
 			}
 			if o.jsonOut {
-				_, err := env.Stdout.Write(append(raw, '\n'))
-				return err
-			}
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return err
+				return fleetPrint(env, o, v, nil)
 			}
 			r := v.Rollout
 			fmt.Fprintf(env.Stdout, "group %s, target %s: granted %d, in progress %d, succeeded %d, failed %d, timed out %d\n",
@@ -502,8 +467,12 @@ func newFleetPauseCommand(env *Env, o *fleetOpts, pause bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var g fleet.Group
-			if err := c.Do(cmdContext(cmd), "POST", "/api/apps/"+app+"/groups/"+args[0]+"/"+verb, nil, &g); err != nil {
+			pauseOrResume := c.Resume
+			if pause {
+				pauseOrResume = c.Pause
+			}
+			g, err := pauseOrResume(cmdContext(cmd), app, args[0])
+			if err != nil {
 				return err
 			}
 			if o.jsonOut {
@@ -533,8 +502,8 @@ func newFleetPinCommand(env *Env, o *fleetOpts) *cobra.Command {
 			if len(args) == 2 {
 				v = args[1]
 			}
-			var out map[string]string
-			if err := c.Do(cmdContext(cmd), "PUT", "/api/apps/"+app+"/instances/"+args[0]+"/pin", map[string]string{"version": v}, &out); err != nil {
+			out, err := c.Pin(cmdContext(cmd), app, args[0], v)
+			if err != nil {
 				return err
 			}
 			return fleetPrint(env, o, out, newTable("MACHINE", "PINNED").withRow(args[0], v))
@@ -557,13 +526,8 @@ func newFleetInstancesCommand(env *Env, o *fleetOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			qv := url.Values{"page": {fmt.Sprint(page)}, "limit": {fmt.Sprint(limit)}, "status": {status}, "version": {ver}, "q": {q}}
-			path := "/api/apps/" + url.PathEscape(app) + "/groups/" + url.PathEscape(group) + "/instances?" + qv.Encode()
-			var res struct {
-				Total     int              `json:"total"`
-				Instances []fleet.Instance `json:"instances"`
-			}
-			if err := c.Do(cmdContext(cmd), "GET", path, nil, &res); err != nil {
+			res, err := c.Instances(cmdContext(cmd), app, group, fleetclient.InstanceQuery{Status: status, Version: ver, Search: q, Page: page, Limit: limit})
+			if err != nil {
 				return err
 			}
 			t := newTable("MACHINE", "VERSION", "STATUS", "LAST-CHECK", "ALIAS")
@@ -614,28 +578,33 @@ that already exist are left alone.`,
 	return cmd
 }
 
-func fleetImport(ctx context.Context, env *Env, c *fleetweb.Client, repo, url, osName string) error {
+func fleetImport(ctx context.Context, env *Env, c *fleetclient.Client, repo, url, osName string) error {
 	root, err := os.OpenRoot(repo)
 	if err != nil {
 		return fmt.Errorf("--repo: %w", err)
 	}
 	defer root.Close()
-	sums, err := root.Open("SHA256SUMS")
+	sums, err := root.Open(stratarepo.ManifestName)
 	if err != nil {
 		return fmt.Errorf("%s: %w (is it a `strata publish` repository?)", repo, err)
 	}
-	files, err := fleet.ParseSHA256SUMS(sums)
+	data, err := io.ReadAll(io.LimitReader(sums, stratarepo.MaxManifestSize+1))
 	sums.Close()
 	if err != nil {
-		return fmt.Errorf("%s/%w", repo, err)
+		return fmt.Errorf("%s/%s: %w", repo, stratarepo.ManifestName, err)
 	}
+	m, err := stratarepo.ParseManifest(data)
+	if err != nil {
+		return fmt.Errorf("%s/%s: %w", repo, stratarepo.ManifestName, err)
+	}
+	files := fleet.RepoFiles(m)
 	if len(files) == 0 {
 		return fmt.Errorf("%s/SHA256SUMS lists no NAME-VERSION-ARCH.raw images", repo)
 	}
 	// Extensions first, so OS packages can carry them.
 	sort.SliceStable(files, func(i, j int) bool { return files[i].Name != osName && files[j].Name == osName })
-	var apps []fleet.App
-	if err := c.Do(ctx, "GET", "/api/apps", nil, &apps); err != nil {
+	apps, err := c.Apps(ctx)
+	if err != nil {
 		return err
 	}
 	have := map[string]bool{}
@@ -649,20 +618,20 @@ func fleetImport(ctx context.Context, env *Env, c *fleetweb.Client, repo, url, o
 			if f.Name == osName {
 				kind = fleet.KindOS
 			}
-			if err := c.Do(ctx, "POST", "/api/apps", fleet.App{Name: f.Name, Kind: kind}, nil); err != nil {
+			if _, err := c.CreateApp(ctx, fleet.App{Name: f.Name, Kind: kind}); err != nil {
 				return err
 			}
 			have[f.Name] = true
 			fmt.Fprintf(env.Stderr, "created application %s (%s)\n", f.Name, kind)
 		}
-		size, s1, s256, err := rootDigests(root, f.File)
+		pl, err := fleet.ReadPayload(root.FS(), f.File)
 		if err != nil {
 			return err
 		}
-		if s256 != f.SHA256 {
-			return fmt.Errorf("%s/%s: SHA-256 %s does not match SHA256SUMS (%s); republish or fix the file", repo, f.File, s256, f.SHA256)
+		if pl.SHA256 != f.SHA256 {
+			return fmt.Errorf("%s/%s: SHA-256 %s does not match SHA256SUMS (%s); republish or fix the file", repo, f.File, pl.SHA256, f.SHA256)
 		}
-		p := fleet.Package{Version: f.Version, Arch: f.Arch, URL: url, Filename: f.File, Size: size, SHA1: s1, SHA256: s256}
+		p := fleet.Package{Version: f.Version, Arch: f.Arch, URL: url, Filename: f.File, Size: pl.Size, SHA1: pl.SHA1, SHA256: pl.SHA256}
 		if f.Name == osName {
 			for k, x := range newest {
 				if strings.HasSuffix(k, "/"+f.Arch) {
@@ -671,12 +640,14 @@ func fleetImport(ctx context.Context, env *Env, c *fleetweb.Client, repo, url, o
 			}
 			sort.Strings(p.Extras)
 		}
-		err = c.Do(ctx, "POST", "/api/apps/"+f.Name+"/packages", p, &p)
-		var ae *fleetweb.APIError
-		if errors.As(err, &ae) && ae.Status == http.StatusConflict {
+		added, err := c.AddPackage(ctx, f.Name, p)
+		if err == nil {
+			p = added
+		}
+		if errors.Is(err, fleetclient.ErrConflict) {
 			fmt.Fprintf(env.Stderr, "%s %s (%s): already imported\n", f.Name, f.Version, f.Arch)
-			var ps []fleet.Package
-			if err := c.Do(ctx, "GET", "/api/apps/"+f.Name+"/packages", nil, &ps); err != nil {
+			ps, err := c.Packages(ctx, f.Name)
+			if err != nil {
 				return err
 			}
 			for _, q := range ps {
@@ -697,20 +668,6 @@ func fleetImport(ctx context.Context, env *Env, c *fleetweb.Client, repo, url, o
 		}
 	}
 	return nil
-}
-
-func rootDigests(root *os.Root, name string) (int64, string, string, error) {
-	f, err := root.Open(name)
-	if err != nil {
-		return 0, "", "", err
-	}
-	defer f.Close()
-	h1, h256 := sha1.New(), sha256.New()
-	n, err := io.Copy(io.MultiWriter(h1, h256), f)
-	if err != nil {
-		return 0, "", "", fmt.Errorf("reading %s: %w", name, err)
-	}
-	return n, base64.StdEncoding.EncodeToString(h1.Sum(nil)), hex.EncodeToString(h256.Sum(nil)), nil
 }
 
 func newFleetSimulateCommand(env *Env, o *fleetOpts) *cobra.Command {

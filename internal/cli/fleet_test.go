@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stratalinux/strata/internal/fleetweb"
+	fleetweb "github.com/stratalinux/strata/internal/fleet/web"
 	"github.com/stratalinux/strata/internal/omaha"
 )
 
@@ -172,5 +172,47 @@ func TestFleetPinOnDefaultChannel(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if v := check(); v != "1.0.0" {
 		t.Fatalf("check after strata fleet pin m1 1.0.0: %s, want 1.0.0", v)
+	}
+}
+
+// strata fleet import reads SHA256SUMS as systemd-sysupdate does: a
+// manifest sysupdate refuses (no final newline, a name listed twice) is
+// refused, and nothing is registered.
+func TestFleetImportStrictManifest(t *testing.T) {
+	data := t.TempDir()
+	srv, err := fleetweb.New(fleetweb.Config{Database: filepath.Join(data, "fleet.db"), Refresh: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	out, errOut, code := runCLI(t, "fleet", "token", "create", "--data", data)
+	if code != 0 {
+		t.Fatalf("token create: %d %s", code, errOut)
+	}
+	tok := strings.TrimSpace(out)
+	repo := t.TempDir()
+	name, body := "docker-27.0.1-x86-64.raw", "docker"
+	if err := os.WriteFile(filepath.Join(repo, name), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256([]byte(body))
+	line := hex.EncodeToString(h[:]) + " *" + name
+	for manifest, want := range map[string]string{
+		line:                      "last line does not end in a newline",
+		line + "\n" + line + "\n": "listed twice",
+	} {
+		if err := os.WriteFile(filepath.Join(repo, "SHA256SUMS"), []byte(manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, code := runCLI(t, "fleet", "import", "--repo", repo, "--url", "http://127.0.0.1/repo/", "--server", hs.URL, "--token", tok)
+		if code == 0 || !strings.Contains(errOut, repo+"/SHA256SUMS") || !strings.Contains(errOut, want) {
+			t.Errorf("import of %q: exit %d, stdout %q, stderr %q; want a failure naming %s/SHA256SUMS: %s", manifest, code, out, errOut, repo, want)
+		}
+	}
+	out, _, _ = runCLI(t, "fleet", "app", "list", "--json", "--server", hs.URL, "--token", tok)
+	if strings.TrimSpace(out) != "[]" {
+		t.Fatalf("a refused import registered applications: %s", out)
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/stratalinux/strata/internal/fleet/store"
-	"github.com/stratalinux/strata/internal/fleetweb"
+	fleetweb "github.com/stratalinux/strata/internal/fleet/web"
 	"github.com/stratalinux/strata/internal/pgpsign"
 	"github.com/stratalinux/strata/internal/repo"
 	"github.com/stratalinux/strata/internal/reposerve"

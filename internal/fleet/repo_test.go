@@ -1,8 +1,11 @@
 package fleet
 
 import (
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stratalinux/strata/internal/repo"
 )
 
 func TestParseRepoName(t *testing.T) {
@@ -25,30 +28,18 @@ func TestParseRepoName(t *testing.T) {
 	}
 }
 
-func FuzzParseSHA256SUMS(f *testing.F) {
-	f.Add(strings.Repeat("a", 64) + " *docker-1.0-x86-64.raw\n")
-	f.Add(strings.Repeat("b", 64) + "  ../etc/passwd\n")
-	f.Fuzz(func(t *testing.T, s string) {
-		files, err := ParseSHA256SUMS(strings.NewReader(s))
-		if err != nil {
-			return
-		}
-		for _, fl := range files {
-			if strings.ContainsAny(fl.File, "/\\") || len(fl.SHA256) != 64 || fl.Arch == "" {
-				t.Fatalf("accepted %+v", fl)
-			}
-		}
-	})
-}
-
-func TestParseSHA256SUMSRejects(t *testing.T) {
-	for _, bad := range []string{
-		strings.Repeat("a", 64) + " *../docker-1.0-x86-64.raw",
-		strings.Repeat("g", 64) + " *docker-1.0-x86-64.raw",
-		"abc docker-1.0-x86-64.raw",
-	} {
-		if _, err := ParseSHA256SUMS(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "SHA256SUMS:1") {
-			t.Errorf("%q: %v", bad, err)
-		}
+func TestRepoFiles(t *testing.T) {
+	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	m, err := repo.ParseManifest([]byte(a + " *docker-1.0-x86-64.raw\n" + b + "  index.json\n" + b + "  os-2-arm64.raw\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := RepoFiles(m)
+	want := []RepoFile{
+		{File: "docker-1.0-x86-64.raw", Name: "docker", Version: "1.0", Arch: "amd64", SHA256: a},
+		{File: "os-2-arm64.raw", Name: "os", Version: "2", Arch: "arm64", SHA256: b},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("RepoFiles = %+v, want %+v", got, want)
 	}
 }

@@ -1,9 +1,10 @@
-package fleetweb
+package web
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +25,20 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string { return fmt.Sprintf("fleet API: %s (HTTP %d)", e.Message, e.Status) }
+
+// ErrConflict and ErrNotFound match an APIError of HTTP 409 and 404
+// with errors.Is: the thing exists already, or does not exist.
+var (
+	ErrConflict = errors.New("fleet API: conflict")
+	ErrNotFound = errors.New("fleet API: not found")
+)
+
+// Is lets errors.Is(err, ErrConflict) and errors.Is(err, ErrNotFound)
+// branch on the status.
+func (e *APIError) Is(target error) bool {
+	return (target == ErrConflict && e.Status == http.StatusConflict) ||
+		(target == ErrNotFound && e.Status == http.StatusNotFound)
+}
 
 // Do sends in (if not nil) as JSON and decodes the answer into out.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {

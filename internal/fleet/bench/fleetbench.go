@@ -1,9 +1,9 @@
-// Package fleetbench measures the fleet server under load: update checks
+// Package bench measures the fleet server under load: update checks
 // per second and their latency at 100,000 registered instances on SQLite
 // and PostgreSQL, for the noupdate and the granted paths, the dashboard's
 // group page and version breakdown, and the process's memory. The server
 // runs in this process on 127.0.0.1; the simulator shares the machine.
-package fleetbench
+package bench
 
 import (
 	"context"
@@ -22,8 +22,9 @@ import (
 
 	"github.com/stratalinux/strata/internal/bench"
 	"github.com/stratalinux/strata/internal/fleet"
-	"github.com/stratalinux/strata/internal/fleetsim"
-	"github.com/stratalinux/strata/internal/fleetweb"
+	fleetclient "github.com/stratalinux/strata/internal/fleet/client"
+	fleetsim "github.com/stratalinux/strata/internal/fleet/sim"
+	fleetweb "github.com/stratalinux/strata/internal/fleet/web"
 )
 
 // Config sizes a run.
@@ -109,7 +110,7 @@ func runBackend(ctx context.Context, cfg Config, name, dsn string) ([]bench.Row,
 	if _, err := srv.Store().CreateToken(ctx, "bench", hash); err != nil {
 		return nil, err
 	}
-	api := &fleetweb.Client{URL: base, Token: tok}
+	api := fleetclient.New(base, tok, nil)
 	if err := setup(ctx, api); err != nil {
 		return nil, err
 	}
@@ -200,21 +201,22 @@ func runBackend(ctx context.Context, cfg Config, name, dsn string) ([]bench.Row,
 	return rows, nil
 }
 
-func setup(ctx context.Context, api *fleetweb.Client) error {
+func setup(ctx context.Context, api *fleetclient.Client) error {
 	sha := strings.Repeat("ab", 32)
-	steps := []struct {
-		path string
-		body any
-	}{
-		{"/api/apps", fleet.App{ID: appID, Name: "os"}},
-		{"/api/apps/os/packages", fleet.Package{Version: "1.0.0", URL: "http://127.0.0.1/", Filename: "os-1.gz", Size: 1, SHA1: "x", SHA256: sha}},
-		{"/api/apps/os/packages", fleet.Package{Version: "2.0.0", URL: "http://127.0.0.1/", Filename: "os-2.gz", Size: 1, SHA1: "x", SHA256: sha}},
-		{"/api/apps/os/channels", map[string]any{"name": "stable", "version": "2.0.0"}},
-		{"/api/apps/os/groups", map[string]any{"name": "prod", "track": "stable", "channel": "stable"}},
-		{"/api/apps/os/groups", map[string]any{"name": "beta", "track": "beta", "channel": "stable"}},
+	if _, err := api.CreateApp(ctx, fleet.App{ID: appID, Name: "os"}); err != nil {
+		return err
 	}
-	for _, s := range steps {
-		if err := api.Do(ctx, "POST", s.path, s.body, nil); err != nil {
+	for _, v := range []string{"1", "2"} {
+		p := fleet.Package{Version: v + ".0.0", URL: "http://127.0.0.1/", Filename: "os-" + v + ".gz", Size: 1, SHA1: "x", SHA256: sha}
+		if _, err := api.AddPackage(ctx, "os", p); err != nil {
+			return err
+		}
+	}
+	if _, err := api.CreateChannel(ctx, "os", fleetweb.ChannelRequest{Name: "stable", Version: "2.0.0"}); err != nil {
+		return err
+	}
+	for _, g := range [][2]string{{"prod", "stable"}, {"beta", "beta"}} {
+		if _, err := api.CreateGroup(ctx, "os", fleetweb.GroupRequest{Name: g[0], Track: g[1], Channel: "stable"}); err != nil {
 			return err
 		}
 	}

@@ -1,9 +1,9 @@
-// Package fleetsim simulates a fleet of update_engine nodes against one
+// Package sim simulates a fleet of update_engine nodes against one
 // Omaha server: each node checks, downloads, installs, reboots into the
 // new version and reports, with a configurable failure rate. It drives
 // rollouts for the dashboard and measures the server's throughput and
 // latency. It only ever talks to the URL it is given and stops by itself.
-package fleetsim
+package sim
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package fleetweb
+package web
 
 import (
 	"context"
@@ -145,7 +145,7 @@ func TestUpdateEngineCycle(t *testing.T) {
 	if got.Instance.Status != fleet.StatusComplete || got.Instance.Version != "2.0.0" || len(got.Events) != 4 {
 		t.Fatalf("instance after cycle: %+v, %d events", got.Instance, len(got.Events))
 	}
-	var g groupView
+	var g GroupView
 	if err := h.api.Do(context.Background(), "GET", "/api/apps/strata-os/groups/prod", nil, &g); err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestReplicasHoldLimits(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
-	var g groupView
+	var g GroupView
 	if err := b.api.Do(context.Background(), "GET", "/api/apps/strata-os/groups/prod", nil, &g); err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +470,7 @@ func TestPinOnAnyArchChannelReplacesGrant(t *testing.T) {
 	if uc := check("0.9.0", ""); uc.Status != "ok" || uc.Manifests[0].Version != "1.0.0" {
 		t.Fatalf("check after the pin: %+v, want 1.0.0", uc)
 	}
-	var g groupView
+	var g GroupView
 	must(h.api.Do(ctx, "GET", "/api/apps/strata-os/groups/edge", nil, &g))
 	if g.Rollout.InProgress != 1 || g.Rollout.Target != "2.0.0" || g.Rollout.Granted != 1 {
 		t.Fatalf("counters after the pin replaced the grant: %+v", g.Rollout)
@@ -523,7 +523,7 @@ func TestEventsCountForTheGrantingGroup(t *testing.T) {
 			if a := do(omaha.UpdateEngineRequest(osAppID, "2.0.0", "beta", "m1", "1.0.0")); a.UpdateCheck.Status != "noupdate" {
 				t.Fatalf("check after the reboot: %+v", a.UpdateCheck)
 			}
-			var prod, beta groupView
+			var prod, beta GroupView
 			if err := h.api.Do(ctx, "GET", "/api/apps/strata-os/groups/prod", nil, &prod); err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package fleetweb
+package web
 
 import (
 	"context"
@@ -320,13 +320,14 @@ func isHex(s string) bool {
 	return err == nil
 }
 
-// channelBody is the create/update form of a channel; Version picks the
-// package by version (for promote) as an alternative to PackageID.
-type channelBody struct {
-	Name      string   `json:"name"`
-	Arch      string   `json:"arch"`
-	PackageID string   `json:"package_id"`
-	Version   string   `json:"version"`
+// ChannelRequest is the create/update form of a channel; Version picks
+// the package by version (for promote) as an alternative to PackageID.
+// On update, empty fields and nil Floors leave the channel's value.
+type ChannelRequest struct {
+	Name      string   `json:"name,omitempty"`
+	Arch      string   `json:"arch,omitempty"`
+	PackageID string   `json:"package_id,omitempty"`
+	Version   string   `json:"version,omitempty"`
 	Floors    []string `json:"floors"`
 }
 
@@ -351,7 +352,7 @@ func (s *Server) apiCreateChannel(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	var b channelBody
+	var b ChannelRequest
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
@@ -381,7 +382,7 @@ func (s *Server) apiUpdateChannel(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	var b channelBody
+	var b ChannelRequest
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
@@ -437,13 +438,14 @@ func versionOf(conf *fleet.Config, pid string) string {
 	return pid
 }
 
-// groupBody is the create/update form of a group; Channel may be a name.
-type groupBody struct {
-	Name    string        `json:"name"`
-	Track   string        `json:"track"`
-	Arch    string        `json:"arch"`
-	Channel string        `json:"channel"`
-	Policy  *fleet.Policy `json:"policy"`
+// GroupRequest is the create/update form of a group; Channel may be a
+// name. On update, empty fields and a nil Policy leave the group's value.
+type GroupRequest struct {
+	Name    string        `json:"name,omitempty"`
+	Track   string        `json:"track,omitempty"`
+	Arch    string        `json:"arch,omitempty"`
+	Channel string        `json:"channel,omitempty"`
+	Policy  *fleet.Policy `json:"policy,omitempty"`
 }
 
 func (s *Server) apiCreateGroup(w http.ResponseWriter, r *http.Request) error {
@@ -451,7 +453,7 @@ func (s *Server) apiCreateGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var b groupBody
+	var b GroupRequest
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
@@ -482,8 +484,9 @@ func (s *Server) apiCreateGroup(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusCreated, g)
 }
 
-// groupView is a group with its rollout counters and breakdowns.
-type groupView struct {
+// GroupView is a group with its rollout counters and breakdowns
+// (GET /api/apps/{app}/groups/{group}).
+type GroupView struct {
 	*fleet.Group
 	Rollout  fleet.Rollout `json:"rollout"`
 	Target   string        `json:"target,omitempty"`
@@ -491,9 +494,9 @@ type groupView struct {
 	Statuses []store.Count `json:"statuses"`
 }
 
-func (s *Server) groupView(r *http.Request, g *fleet.Group) (*groupView, error) {
+func (s *Server) groupView(r *http.Request, g *fleet.Group) (*GroupView, error) {
 	ctx := r.Context()
-	v := &groupView{Group: g}
+	v := &GroupView{Group: g}
 	var err error
 	if v.Rollout, err = s.st.Rollout(ctx, g.ID); err != nil {
 		return nil, err
@@ -539,7 +542,7 @@ func (s *Server) apiUpdateGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var b groupBody
+	var b GroupRequest
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
@@ -642,7 +645,7 @@ func (s *Server) apiListInstances(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, map[string]any{"total": total, "instances": nonNil(list)})
+	return writeJSON(w, 200, InstancePage{Total: total, Instances: nonNil(list)})
 }
 
 func (s *Server) apiGetInstance(w http.ResponseWriter, r *http.Request) error {
@@ -661,7 +664,7 @@ func (s *Server) apiGetInstance(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, map[string]any{"instance": in, "events": nonNil(evs)})
+	return writeJSON(w, 200, InstanceDetail{Instance: in, Events: nonNil(evs)})
 }
 
 func (s *Server) apiPin(w http.ResponseWriter, r *http.Request) error {
@@ -669,9 +672,7 @@ func (s *Server) apiPin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var b struct {
-		Version string `json:"version"`
-	}
+	var b PinRequest
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
@@ -692,7 +693,7 @@ func (s *Server) apiPin(w http.ResponseWriter, r *http.Request) error {
 	if err := s.st.SetPinned(r.Context(), a.ID, r.PathValue("machine"), b.Version); err != nil {
 		return err
 	}
-	return writeJSON(w, 200, map[string]string{"machine_id": r.PathValue("machine"), "pinned": b.Version})
+	return writeJSON(w, 200, Pin{MachineID: r.PathValue("machine"), Pinned: b.Version})
 }
 
 func (s *Server) apiActivity(w http.ResponseWriter, r *http.Request) error {

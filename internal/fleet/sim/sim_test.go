@@ -1,4 +1,4 @@
-package fleetsim
+package sim
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/stratalinux/strata/internal/fleet"
-	"github.com/stratalinux/strata/internal/fleetweb"
+	fleetweb "github.com/stratalinux/strata/internal/fleet/web"
 )
 
 const appID = "5b810680-e36a-4879-b98a-4f989e80b899"

@@ -1,4 +1,4 @@
-package fleetbench
+package bench
 
 import (
 	"context"

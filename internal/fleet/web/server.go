@@ -1,8 +1,8 @@
-// Package fleetweb is the fleet server's HTTP side: the Omaha endpoint
+// Package web is the fleet server's HTTP side: the Omaha endpoint
 // update_engine talks to, the JSON admin API behind bearer tokens, the
 // server-rendered dashboard and the Prometheus metrics. New builds one
 // http.Handler that `strata serve` mounts beside the static repository.
-package fleetweb
+package web
 
 import (
 	"context"

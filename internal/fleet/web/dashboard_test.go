@@ -1,4 +1,4 @@
-package fleetweb
+package web
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/stratalinux/strata/internal/fleet"
-	"github.com/stratalinux/strata/internal/fleetsim"
+	fleetsim "github.com/stratalinux/strata/internal/fleet/sim"
 	"github.com/stratalinux/strata/internal/omaha"
 	"github.com/stratalinux/strata/internal/testutil/privtest"
 )

@@ -1,4 +1,4 @@
-package fleetweb
+package web
 
 import (
 	"embed"
