@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -192,31 +191,6 @@ func printMutableHelp(w io.Writer) error {
 	return nil
 }
 
-func jsonMode(f *extFlags) (string, error) {
-	switch f.json {
-	case "", "off":
-		return "", nil
-	case "pretty", "short":
-		return f.json, nil
-	}
-	return "", fmt.Errorf("unknown --json= mode %q (want pretty, short or off)", f.json)
-}
-
-func writeJSON(w io.Writer, mode string, v any) error {
-	var b []byte
-	var err error
-	if mode == "pretty" {
-		b, err = json.MarshalIndent(v, "", "  ")
-	} else {
-		b, err = json.Marshal(v)
-	}
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
-}
-
 type statusRow struct {
 	Hierarchy  string   `json:"hierarchy"`
 	Extensions []string `json:"extensions"`
@@ -273,7 +247,7 @@ func setup(env *Env, class imageclass.Class, f *extFlags) (*merge.Engine, string
 	if err != nil {
 		return nil, "", err
 	}
-	jm, err := jsonMode(f)
+	jm, err := parseJSONMode(f.json)
 	return e, jm, err
 }
 

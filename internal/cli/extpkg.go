@@ -184,7 +184,7 @@ type extListRow struct {
 }
 
 func extList(cmd *cobra.Command, env *Env, f *extPkgFlags) error {
-	jm, err := jsonMode(&extFlags{json: f.json})
+	jm, err := parseJSONMode(f.json)
 	if err != nil {
 		return err
 	}

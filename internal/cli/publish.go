@@ -39,7 +39,7 @@ manifest is replaced atomically.`,
 			if dir == "" {
 				return errors.New("--repo DIR is required")
 			}
-			jm, err := jsonMode(&extFlags{json: jsonOut})
+			jm, err := parseJSONMode(jsonOut)
 			if err != nil {
 				return err
 			}

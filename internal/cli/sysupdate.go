@@ -174,14 +174,14 @@ func (f *sysupdateFlags) check() error {
 	if _, err := sdparse.Boolean(f.sync); f.sync != "" && err != nil {
 		return fmt.Errorf("--sync=%s: not a boolean", f.sync)
 	}
-	if _, err := jsonMode(&extFlags{json: f.json}); err != nil {
+	if _, err := parseJSONMode(f.json); err != nil {
 		return err
 	}
 	return nil
 }
 
 func (f *sysupdateFlags) jsonMode() string {
-	m, _ := jsonMode(&extFlags{json: f.json})
+	m, _ := parseJSONMode(f.json)
 	return m
 }
 
