@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -17,8 +16,8 @@ import (
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/merge"
 	"github.com/stratalinux/strata/internal/osrelease"
-	"github.com/stratalinux/strata/internal/rootfs"
 	"github.com/stratalinux/strata/internal/sdparse"
+	"github.com/stratalinux/strata/internal/systemctl"
 )
 
 const (
@@ -95,93 +94,40 @@ Verbs: status (default), merge, unmerge, refresh, list, check IMAGE.`, class, st
 	return cmd
 }
 
-// engine builds a merge engine from flags, environment and the
-// configuration file, with systemd's precedence: command line over
-// environment over configuration file.
+// engine builds the merge engine for the command's flags; merge.NewEngine
+// applies systemd's precedence (command line, environment, file).
 func engine(env *Env, class imageclass.Class, f *extFlags) (*merge.Engine, error) {
-	root := rootfs.Clean(f.root)
-	if f.root != "" {
-		abs, err := filepath.Abs(f.root)
-		if err != nil {
-			return nil, err
-		}
-		fi, err := os.Stat(abs)
-		if err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("failed to resolve --root='%s': not a directory", f.root)
-		}
-		root = abs
-	}
-	e := &merge.Engine{Class: class, Root: root, Force: f.force, Log: env.Log, Mode: merge.MutableNo}
-	e.Hierarchies = class.DefaultHierarchies()
-	if v, ok := os.LookupEnv(class.HierarchiesEnv()); ok {
-		hs, err := merge.ParseHierarchies(class.HierarchiesEnv(), v)
-		if err != nil {
-			return nil, err
-		}
-		e.Hierarchies = hs
-	}
-	if v, ok := os.LookupEnv(class.OverlayOptionsEnv()); ok {
-		e.OverlayOptions = &v
-	}
-	e.OSRelease = os.Getenv("SYSTEMD_OS_RELEASE")
-
-	cfg, warnings, err := merge.LoadConfig(root, class)
+	root, err := resolveRoot(f.root)
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range warnings {
-		env.Log.Warn(w)
-	}
-	modeSet := false
-	if v, ok := os.LookupEnv(class.MutableEnv()); ok {
-		m, err := merge.ParseMode(v)
-		if err != nil {
-			env.Log.Warn(fmt.Sprintf("Failed to parse %s environment variable value '%s'. Ignoring.", class.MutableEnv(), v))
-		} else {
-			e.Mode, modeSet = m, true
-		}
-	}
-	if f.mutable != "" {
-		if f.mutable == "help" {
-			return nil, errMutableHelp
-		}
-		m, err := merge.ParseMode(f.mutable)
-		if err != nil {
-			return nil, fmt.Errorf("failed to parse argument to --mutable=: %w", err)
-		}
-		e.Mode, modeSet = m, true
-	}
-	if !modeSet && cfg.Mutable != nil {
-		e.Mode = *cfg.Mutable
-	}
-	policy := class.DefaultImagePolicy()
-	if cfg.ImagePolicy != nil {
-		policy = *cfg.ImagePolicy
-	}
-	if f.imagePolicy != "" {
-		policy = f.imagePolicy
-	}
-	if e.Policy, err = merge.ParsePolicy(policy); err != nil {
-		return nil, fmt.Errorf("--image-policy: %w", err)
-	}
-	if f.noexec != "" {
-		b, err := sdparse.Boolean(f.noexec)
-		if err != nil {
-			return nil, fmt.Errorf("failed to parse --noexec= argument %q: want a boolean", f.noexec)
-		}
-		e.Noexec = &b
-	}
-	if f.alwaysRefresh != "" {
-		b, err := sdparse.Boolean(f.alwaysRefresh)
-		if err != nil {
-			return nil, fmt.Errorf("failed to parse --always-refresh= argument %q: want a boolean", f.alwaysRefresh)
-		}
-		e.AlwaysRefresh = b
-	}
-	return e, nil
+	return merge.NewEngine(class, root, merge.Flags{
+		Force: f.force, Mutable: f.mutable, Noexec: f.noexec,
+		ImagePolicy: f.imagePolicy, AlwaysRefresh: f.alwaysRefresh,
+	}, os.LookupEnv, env.Log)
 }
 
-var errMutableHelp = errors.New("mutable help")
+// newMergeEngine is the engine for class at root (validated, "/" for the
+// host) with no command-line options: what a refresh after an update uses.
+func newMergeEngine(env *Env, class imageclass.Class, root string) (*merge.Engine, error) {
+	return merge.NewEngine(class, root, merge.Flags{}, os.LookupEnv, env.Log)
+}
+
+// resolveRoot turns --root into an absolute directory ("/" when unset).
+func resolveRoot(arg string) (string, error) {
+	if arg == "" {
+		return "/", nil
+	}
+	abs, err := filepath.Abs(arg)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("failed to resolve --root='%s': not a directory", arg)
+	}
+	return abs, nil
+}
 
 func printMutableHelp(w io.Writer) error {
 	fmt.Fprintln(w, "Known mutability modes:")
@@ -238,7 +184,7 @@ func runStatus(_ context.Context, env *Env, class imageclass.Class, f *extFlags)
 // --mutable=help prints the modes and ends the command successfully.
 func setup(env *Env, class imageclass.Class, f *extFlags) (*merge.Engine, string, error) {
 	e, err := engine(env, class, f)
-	if errors.Is(err, errMutableHelp) {
+	if errors.Is(err, merge.ErrMutableHelp) {
 		if err := printMutableHelp(env.Stdout); err != nil {
 			return nil, "", err
 		}
@@ -279,11 +225,7 @@ func runMerge(ctx context.Context, env *Env, class imageclass.Class, f *extFlags
 	if err != nil {
 		return err
 	}
-	if !f.noReload && f.root == "" && res.Plan.Reload && !res.Skipped {
-		reloadManager(env)
-	} else if res.Plan.Reload && !res.Skipped {
-		env.Log.Debug("Skipping service manager reload (--no-reload or --root).")
-	}
+	e.ReloadAfter(ctx, res, f.noReload, f.root != "", systemctl.Manager{})
 	return nil
 }
 
@@ -292,53 +234,8 @@ func runUnmerge(ctx context.Context, env *Env, class imageclass.Class, f *extFla
 	if err != nil {
 		return err
 	}
-	reload := false
-	if !f.noReload && f.root == "" {
-		reload = mergedWantsReload(e)
-	}
-	if _, err := e.Unmerge(ctx); err != nil {
-		return err
-	}
-	if reload {
-		reloadManager(env)
-	}
-	return nil
-}
-
-// mergedWantsReload reads EXTENSION_RELOAD_MANAGER from the merged
-// extension-release files, before they go away.
-func mergedWantsReload(e *merge.Engine) bool {
-	states, err := e.Status()
-	if err != nil {
-		return false
-	}
-	for _, st := range states {
-		for _, n := range st.Extensions {
-			rel, err := image.ReadRelease(image.DirTree{Root: rootfs.Join(e.Root, "/")}, e.Class, n)
-			if err != nil {
-				continue
-			}
-			if b, err := sdparse.Boolean(rel.Fields["EXTENSION_RELOAD_MANAGER"]); err == nil && b {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// reloadManager asks systemd (PID 1) to reload its units, so services
-// shipped in extensions are seen; it says so when PID 1 is not systemd.
-func reloadManager(env *Env) {
-	if fi, err := os.Stat("/run/systemd/system"); err != nil || !fi.IsDir() {
-		env.Log.Info("Skipping service manager reload requested by EXTENSION_RELOAD_MANAGER=1: PID 1 is not systemd.")
-		return
-	}
-	out, err := exec.Command("systemctl", "daemon-reload").CombinedOutput()
-	if err != nil {
-		env.Log.Warn(fmt.Sprintf("Failed to reload the service manager: %v: %s", err, strings.TrimSpace(string(out))))
-		return
-	}
-	env.Log.Info("Reloaded the service manager.")
+	_, err = e.UnmergeAndReload(ctx, f.noReload, f.root != "", systemctl.Manager{})
+	return err
 }
 
 type listRow struct {
@@ -370,16 +267,8 @@ func runList(_ context.Context, env *Env, class imageclass.Class, f *extFlags) e
 	var rows []listRow
 	for i, img := range a.Discovery.Images {
 		v := a.Verdicts[i]
-		st, reason := string(v.Status), v.Reason
-		if hs, ok := a.Merged[img.Name]; ok {
-			st, reason = string(merge.StatusMerged), "merged into "+strings.Join(hs, ", ")
-		} else if v.Use {
-			reason = "would merge into " + strings.Join(a.Candidates[i].Provides, ", ")
-			if len(a.Candidates[i].Provides) == 0 {
-				reason = "provides none of " + strings.Join(e.Hierarchies, ", ")
-			}
-		}
-		rows = append(rows, makeListRow(img, st, reason))
+		st, reason := merge.Explain(a.Candidates[i], v, a.Merged[img.Name], e.Hierarchies)
+		rows = append(rows, makeListRow(img, string(st), reason))
 	}
 	for _, s := range a.Discovery.Shadowed {
 		rows = append(rows, makeListRow(s.Image, string(merge.StatusShadowed), "masked by "+s.By))
@@ -450,16 +339,13 @@ func runCheck(env *Env, class imageclass.Class, f *extFlags, imagePath, osReleas
 		return err
 	}
 	cand := merge.ReadCandidate(img, class, e.Hierarchies, sdparse.NativeArchitecture())
-	v := merge.Evaluate([]merge.Candidate{cand}, class, host, f.force)[0]
+	v := merge.Check(cand, class, host, f.force, e.Hierarchies)
 	res := checkResult{Image: imagePath, Name: img.Name, Class: class.String(), Merges: v.Use, Status: string(v.Status), Reason: v.Reason, Provides: cand.Provides}
 	if res.Provides == nil {
 		res.Provides = []string{}
 	}
 	if cand.Release.Fields != nil {
 		res.Release = cand.Release.Fields
-	}
-	if v.Use && len(cand.Provides) == 0 {
-		res.Merges, res.Status, res.Reason = false, string(merge.StatusEmpty), "provides none of "+strings.Join(e.Hierarchies, ", ")
 	}
 	if jm != "" {
 		if err := writeJSON(env.Stdout, jm, res); err != nil {

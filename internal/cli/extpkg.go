@@ -1,17 +1,15 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/node"
 	"github.com/stratalinux/strata/internal/release"
-	"github.com/stratalinux/strata/internal/repo"
-	"github.com/stratalinux/strata/internal/rootfs"
 	"github.com/stratalinux/strata/internal/sdparse"
 	"github.com/stratalinux/strata/internal/sysupdate"
 )
@@ -71,8 +69,28 @@ timer).`,
 	return cmd
 }
 
-func transferPath(name string) string {
-	return "/etc/sysupdate." + name + ".d/" + name + ".transfer"
+// newNode is the node the ext commands act on: --root validated, updates
+// through sysupdate with systemd's defaults, activation by a merge refresh.
+func newNode(cmd *cobra.Command, env *Env, rootFlag string) (*node.Node, error) {
+	root, err := sysupdateRoot(rootFlag)
+	if err != nil {
+		return nil, err
+	}
+	return &node.Node{
+		Root: root,
+		Log:  env.Log,
+		Updater: func(component string, offline bool) (*sysupdate.Engine, error) {
+			return newSysupdateEngine(env, sysupdateSpec{root: rootFlag, component: component, offline: offline, maxDownload: "8G", progress: true})
+		},
+		Refresh: func(ctx context.Context, c imageclass.Class) error {
+			me, err := newMergeEngine(env, c, root)
+			if err != nil {
+				return err
+			}
+			_, err = me.Refresh(ctx)
+			return err
+		},
+	}, nil
 }
 
 func extAdd(cmd *cobra.Command, env *Env, f *extPkgFlags, arg string) error {
@@ -87,100 +105,32 @@ func extAdd(cmd *cobra.Command, env *Env, f *extPkgFlags, arg string) error {
 	if err != nil {
 		return fmt.Errorf("--verify=%s: not a boolean", f.verify)
 	}
-	sf := &sysupdateFlags{root: f.root, component: name, json: "off"}
-	root, err := sf.rootDir()
+	n, err := newNode(cmd, env, f.root)
 	if err != nil {
 		return err
 	}
-	spec := repo.TransferSpec{Name: name, Line: f.line, URL: strings.TrimRight(f.repoURL, "/"), InstancesMax: f.keep, Verify: verify}
-	tp := rootfs.Join(root, transferPath(name))
-	_, statErr := os.Lstat(tp)
-	created := errors.Is(statErr, fs.ErrNotExist)
-	if err := os.MkdirAll(filepath.Dir(tp), 0o755); err != nil {
+	v, err := n.Add(cmdContext(cmd), node.AddOptions{Name: name, Version: ver, RepoURL: f.repoURL, Line: f.line,
+		Verify: verify, InstancesMax: f.keep, NoRefresh: f.noRefresh})
+	if err != nil {
 		return err
 	}
-	if err := repo.WriteAtomic(tp, repo.TransferFile(spec), 0o644); err != nil {
-		return err
-	}
-	e, err := sf.newEngine(env)
-	if err == nil {
-		var res *sysupdate.UpdateResult
-		res, err = e.Update(cmdContext(cmd), ver)
-		if err == nil && res.Version == "" {
-			err = fmt.Errorf("%s/SHA256SUMS offers no image of %s for this architecture (%s-VERSION-%s.raw)", spec.URL, name, name, sdparse.NativeArchitecture())
-		}
-		if err == nil {
-			if res.Message != "" && !res.Installed {
-				env.Log.Info(res.Message)
-			}
-			if !f.noRefresh {
-				err = refreshFor(cmdContext(cmd), env, root, []string{"/etc/extensions/" + name + ".raw"})
-			}
-			if err == nil {
-				fmt.Fprintf(env.Stdout, "%s %s installed\n", name, res.Version)
-				return nil
-			}
-			return err
-		}
-	}
-	if created {
-		// Leave the system as it was: no definition for a failed add.
-		os.Remove(tp)
-		os.Remove(filepath.Dir(tp))
-	}
-	return err
+	fmt.Fprintf(env.Stdout, "%s %s installed\n", name, v)
+	return nil
 }
 
 func extRemove(cmd *cobra.Command, env *Env, f *extPkgFlags, name string) error {
 	if err := release.ValidName(name); err != nil {
 		return err
 	}
-	sf := &sysupdateFlags{root: f.root}
-	root, err := sf.rootDir()
+	n, err := newNode(cmd, env, f.root)
 	if err != nil {
 		return err
 	}
-	link := rootfs.Join(root, "/etc/extensions/"+name+".raw")
-	tp := rootfs.Join(root, transferPath(name))
-	_, linkErr := os.Lstat(link)
-	_, defErr := os.Lstat(tp)
-	if errors.Is(linkErr, fs.ErrNotExist) && errors.Is(defErr, fs.ErrNotExist) {
-		return fmt.Errorf("extension %s is not installed (no /etc/extensions/%s.raw, no %s)", name, name, transferPath(name))
-	}
-	// Unlink first, then refresh so the merge drops it, then delete.
-	if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := n.Remove(cmdContext(cmd), name, f.noRefresh); err != nil {
 		return err
 	}
-	if !f.noRefresh {
-		if err := refreshFor(cmdContext(cmd), env, root, []string{"/etc/extensions/" + name + ".raw"}); err != nil {
-			return err
-		}
-	}
-	// Delete the versions the transfer owned, and the definition.
-	targetDir := "/opt/extensions/" + name
-	if defs, err := sysupdate.Load(root, sysupdate.DefinitionDirs(name), sysupdate.HostSpecifiers(root)); err == nil {
-		for _, t := range defs.Transfers {
-			targetDir = t.Target.Path
-		}
-	}
-	if err := os.RemoveAll(rootfs.Join(root, targetDir)); err != nil {
-		return err
-	}
-	if err := os.Remove(tp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	os.Remove(filepath.Dir(tp))
 	fmt.Fprintf(env.Stdout, "%s removed\n", name)
 	return nil
-}
-
-type extListRow struct {
-	Name      string   `json:"name"`
-	Current   string   `json:"current"`
-	Installed []string `json:"installed"`
-	Available []string `json:"available"`
-	Candidate string   `json:"candidate"`
-	Error     string   `json:"error,omitempty"`
 }
 
 func extList(cmd *cobra.Command, env *Env, f *extPkgFlags) error {
@@ -188,49 +138,13 @@ func extList(cmd *cobra.Command, env *Env, f *extPkgFlags) error {
 	if err != nil {
 		return err
 	}
-	sf := &sysupdateFlags{root: f.root, json: "off", offline: f.offline}
-	root, err := sf.rootDir()
+	n, err := newNode(cmd, env, f.root)
 	if err != nil {
 		return err
 	}
-	_, comps, err := sysupdate.Components(root)
+	rows, err := n.List(cmdContext(cmd), f.offline)
 	if err != nil {
 		return err
-	}
-	rows := []extListRow{}
-	for _, c := range comps {
-		csf := *sf
-		csf.component = c
-		row := extListRow{Name: c, Installed: []string{}, Available: []string{}}
-		e, err := csf.newEngine(env)
-		if err == nil {
-			var sets []sysupdate.UpdateSet
-			sets, _, err = e.Sets(cmdContext(cmd))
-			if err != nil && !e.Offline {
-				// The repository is unreachable: still show what is
-				// installed, and the error in place of what is available.
-				e.Offline = true
-				sets, _, _ = e.Sets(cmdContext(cmd))
-			}
-			for _, u := range sets {
-				if u.Has(sysupdate.Installed) && u.Flags&(sysupdate.Partial|sysupdate.Pending) == 0 {
-					row.Installed = append(row.Installed, u.Version)
-				}
-				if u.Has(sysupdate.Available) {
-					row.Available = append(row.Available, u.Version)
-				}
-				if u.Current {
-					row.Current = u.Version
-				}
-			}
-			if cand, ok := sysupdate.Candidate(sets); ok {
-				row.Candidate = cand.Version
-			}
-		}
-		if err != nil {
-			row.Error = err.Error()
-		}
-		rows = append(rows, row)
 	}
 	if jm != "" {
 		return writeJSON(env.Stdout, jm, rows)

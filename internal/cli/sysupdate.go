@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -21,7 +19,7 @@ import (
 	"github.com/stratalinux/strata/internal/archive"
 	"github.com/stratalinux/strata/internal/download"
 	"github.com/stratalinux/strata/internal/imageclass"
-	"github.com/stratalinux/strata/internal/rootfs"
+	"github.com/stratalinux/strata/internal/node"
 	"github.com/stratalinux/strata/internal/sdparse"
 	"github.com/stratalinux/strata/internal/sysupdate"
 )
@@ -138,16 +136,19 @@ gap-free merge refresh.`,
 	return cmd
 }
 
-func (f *sysupdateFlags) rootDir() (string, error) {
-	if f.root == "" {
+func (f *sysupdateFlags) rootDir() (string, error) { return sysupdateRoot(f.root) }
+
+// sysupdateRoot validates --root for the sysupdate and ext commands.
+func sysupdateRoot(arg string) (string, error) {
+	if arg == "" {
 		return "/", nil
 	}
-	abs, err := filepath.Abs(f.root)
+	abs, err := filepath.Abs(arg)
 	if err != nil {
 		return "", err
 	}
 	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
-		return "", fmt.Errorf("--root=%s: not a directory", f.root)
+		return "", fmt.Errorf("--root=%s: not a directory", arg)
 	}
 	return abs, nil
 }
@@ -185,8 +186,8 @@ func (f *sysupdateFlags) jsonMode() string {
 	return m
 }
 
-// loadDefinitions reads the definitions the flags select.
-func (f *sysupdateFlags) loadDefinitions(root string) (*sysupdate.Definitions, error) {
+// loadDefinitions reads the definitions the options select.
+func (f sysupdateSpec) loadDefinitions(root string) (*sysupdate.Definitions, error) {
 	var dirs []string
 	if f.definitions != "" {
 		abs, err := filepath.Abs(f.definitions)
@@ -215,7 +216,29 @@ func (f *sysupdateFlags) newEngine(env *Env) (*sysupdate.Engine, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	root, err := f.rootDir()
+	return newSysupdateEngine(env, sysupdateSpec{
+		root: f.root, component: f.component, definitions: f.definitions, offline: f.offline,
+		instancesMax: f.instancesMax, verify: f.verify, stall: f.stall, maxDownload: f.maxDownload,
+		maxUnpackRatio: f.maxUnpackRatio, progress: f.jsonMode() == "",
+	})
+}
+
+// sysupdateSpec are the values a sysupdate engine is built from: the
+// sysupdate command's flags, or the defaults ext add/remove/list use.
+type sysupdateSpec struct {
+	root, component, definitions string
+	offline                      bool
+	instancesMax                 int
+	verify                       string
+	stall                        time.Duration
+	maxDownload                  string
+	maxUnpackRatio               int64
+	progress                     bool // draw a progress bar on a terminal
+}
+
+// newSysupdateEngine builds the engine for s.
+func newSysupdateEngine(env *Env, f sysupdateSpec) (*sysupdate.Engine, error) {
+	root, err := sysupdateRoot(f.root)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +253,7 @@ func (f *sysupdateFlags) newEngine(env *Env) (*sysupdate.Engine, error) {
 		MaxUnpackRatio: f.maxUnpackRatio,
 	}
 	maxDownload := f.maxDownload
-	if maxDownload == "" { // callers that build their own flags (ext add)
+	if maxDownload == "" {
 		maxDownload = "8G"
 	}
 	if e.MaxSize, err = parseSize(maxDownload); err != nil {
@@ -250,7 +273,7 @@ func (f *sysupdateFlags) newEngine(env *Env) (*sysupdate.Engine, error) {
 		}
 		e.Verify = &b
 	}
-	if f.jsonMode() == "" {
+	if f.progress {
 		if w := progressWriter(env, false); w != nil {
 			e.Progress = func(name string) func(done, total int64) { return newProgressBar(w, name) }
 		}
@@ -547,7 +570,7 @@ func sysupdateFeatures(cmd *cobra.Command, env *Env, f *sysupdateFlags, args []s
 	if err != nil {
 		return err
 	}
-	defs, err := f.loadDefinitions(root)
+	defs, err := sysupdateSpec{component: f.component, definitions: f.definitions}.loadDefinitions(root)
 	if err != nil && !strings.Contains(err.Error(), "no transfer definitions") {
 		return err
 	}
@@ -663,67 +686,28 @@ func sysupdateUpdate(cmd *cobra.Command, env *Env, f *sysupdateFlags, want strin
 		}
 	}
 	if res.Installed && f.refresh {
-		if err := refreshFor(ctx, env, e.Root, res.Links); err != nil {
+		if err := sysupdateNode(env, e.Root).RefreshFor(ctx, res.Links); err != nil {
 			return err
 		}
 	}
 	if res.Installed && f.reboot {
-		return rebootIfNewer(env, e.Root, res.Version)
+		return sysupdateNode(env, e.Root).RebootIfNewer(ctx, res.Version)
 	}
 	return nil
 }
 
-// refreshFor refreshes the merge of every class whose search directories
-// hold one of the updated links; with no link it refreshes sysext.
-func refreshFor(ctx context.Context, env *Env, root string, links []string) error {
-	classes := map[imageclass.Class]bool{}
-	for _, l := range links {
-		for _, c := range []imageclass.Class{imageclass.Sysext, imageclass.Confext} {
-			for _, d := range c.SearchDirs(false) {
-				if path.Dir(l) == d {
-					classes[c] = true
-				}
+// sysupdateNode is the node an update acts on after installing: refresh
+// its merges, or reboot into a newer OS version.
+func sysupdateNode(env *Env, root string) *node.Node {
+	return &node.Node{Root: root, Log: env.Log,
+		Refresh: func(ctx context.Context, c imageclass.Class) error {
+			me, err := newMergeEngine(env, c, root)
+			if err != nil {
+				return err
 			}
-		}
-	}
-	if len(links) == 0 {
-		classes[imageclass.Sysext] = true
-	}
-	for _, c := range []imageclass.Class{imageclass.Sysext, imageclass.Confext} {
-		if !classes[c] {
-			continue
-		}
-		me, err := engine(env, c, &extFlags{root: rootArg(root)})
-		if err != nil {
+			_, err = me.Refresh(ctx)
 			return err
-		}
-		if _, err := me.Refresh(ctx); err != nil {
-			return fmt.Errorf("installed, but refreshing the %s merge failed (the previous merge stays active): %w", c, err)
-		}
-		env.Log.Info(fmt.Sprintf("Refreshed %s: the new version is active.", c.FullName()))
-	}
-	return nil
-}
-
-func rootArg(root string) string {
-	if rootfs.Clean(root) == "/" {
-		return ""
-	}
-	return root
-}
-
-func rebootIfNewer(env *Env, root, installed string) error {
-	booted := sysupdate.OSRelease(root)["IMAGE_VERSION"]
-	if booted != "" && installed == booted {
-		return nil
-	}
-	env.Log.Info("Rebooting to activate the new version.")
-	c := exec.Command("systemctl", "reboot")
-	c.Stdout, c.Stderr = env.Stdout, env.Stderr
-	if err := c.Run(); err != nil {
-		return fmt.Errorf("reboot: systemctl reboot: %w", err)
-	}
-	return nil
+		}}
 }
 
 func sysupdateVacuum(cmd *cobra.Command, env *Env, f *sysupdateFlags) error {
@@ -776,7 +760,7 @@ func sysupdatePending(cmd *cobra.Command, env *Env, f *sysupdateFlags, doReboot 
 		return &ExitError{Code: 1}
 	}
 	if doReboot {
-		return rebootIfNewer(env, e.Root, sysupdate.NewestInstalled(sets))
+		return sysupdateNode(env, e.Root).RebootIfNewer(cmdContext(cmd), sysupdate.NewestInstalled(sets))
 	}
 	env.Log.Info(fmt.Sprintf("Newer version %s installed, reboot recommended.", sysupdate.NewestInstalled(sets)))
 	return nil

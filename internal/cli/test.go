@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -160,14 +159,13 @@ func mergeExec(env *Env, f *testFlags, imagePath string, argv []string) error {
 		return err
 	}
 	cand := merge.ReadCandidate(img, class, e.Hierarchies, sdparse.NativeArchitecture())
-	if v := merge.Evaluate([]merge.Candidate{cand}, class, host, f.force)[0]; !v.Use {
-		if v.Fatal != nil {
-			return v.Fatal
-		}
+	switch v := merge.Check(cand, class, host, f.force, e.Hierarchies); {
+	case v.Fatal != nil:
+		return v.Fatal
+	case v.Status == merge.StatusEmpty:
+		return fmt.Errorf("test %s: the image %s", imagePath, v.Reason)
+	case !v.Use:
 		return fmt.Errorf("test %s: the image would not merge on this host: %s (use --force to test anyway)", imagePath, v.Reason)
-	}
-	if len(cand.Provides) == 0 {
-		return fmt.Errorf("test %s: the image provides none of %s", imagePath, strings.Join(e.Hierarchies, ", "))
 	}
 	if _, err := e.Merge(context.Background()); err != nil {
 		return fmt.Errorf("test %s: %w", imagePath, err)

@@ -3,6 +3,7 @@ package merge
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
@@ -117,3 +118,28 @@ func (e *MetadataError) Error() string {
 }
 
 func (e *MetadataError) Unwrap() error { return e.Err }
+
+// Check is the verdict for one image as check and test give it:
+// Evaluate's verdict, and StatusEmpty when an image that would merge
+// provides none of the hierarchies, so merging it would change nothing.
+func Check(cand Candidate, c imageclass.Class, host osrelease.Host, force bool, hierarchies []string) Verdict {
+	v := evaluateOne(cand, c, host, force)
+	if v.Use && len(cand.Provides) == 0 {
+		v.Use, v.Status, v.Reason = false, StatusEmpty, "provides none of "+strings.Join(hierarchies, ", ")
+	}
+	return v
+}
+
+// Explain is the status and reason list shows for an image with verdict
+// v: merged (into the hierarchies in merged), or what a merge would do.
+func Explain(cand Candidate, v Verdict, merged []string, hierarchies []string) (Status, string) {
+	switch {
+	case len(merged) > 0:
+		return StatusMerged, "merged into " + strings.Join(merged, ", ")
+	case v.Use && len(cand.Provides) == 0:
+		return v.Status, "provides none of " + strings.Join(hierarchies, ", ")
+	case v.Use:
+		return v.Status, "would merge into " + strings.Join(cand.Provides, ", ")
+	}
+	return v.Status, v.Reason
+}

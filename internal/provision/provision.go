@@ -23,6 +23,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/stratalinux/strata/internal/release"
+	"github.com/stratalinux/strata/internal/repo"
 )
 
 // Extension is one extension to provision, resolved against the
@@ -201,15 +202,16 @@ func Butane(o Options) ([]byte, error) {
 	yes := true
 	update := unitT{Name: "systemd-sysupdate.service"}
 	for _, e := range o.Exts {
-		target := "/opt/extensions/" + e.Name + "/" + e.File
+		l := repo.NodeLayout(e.Name)
+		target := l.TargetDir + "/" + e.File
 		c.Storage.Files = append(c.Storage.Files,
 			fileT{Path: target, Mode: 0o644, Contents: contentsT{
 				Source:       strings.TrimRight(o.RepoURL, "/") + "/" + e.File,
 				Verification: &verificationT{Hash: "sha256-" + e.SHA256},
 			}},
-			fileT{Path: "/etc/sysupdate." + e.Name + ".d/" + e.Name + ".transfer", Mode: 0o644, Contents: contentsT{Inline: string(e.Transfer)}},
+			fileT{Path: l.TransferPath, Mode: 0o644, Contents: contentsT{Inline: string(e.Transfer)}},
 		)
-		c.Storage.Links = append(c.Storage.Links, linkT{Path: "/etc/extensions/" + e.Name + ".raw", Target: target, Hard: false})
+		c.Storage.Links = append(c.Storage.Links, linkT{Path: l.Link, Target: target, Hard: false})
 		update.Dropins = append(update.Dropins, dropinT{Name: e.Name + ".conf", Contents: dropin(o, e.Name)})
 	}
 	if len(o.Keyring) > 0 {
@@ -238,7 +240,7 @@ func Butane(o Options) ([]byte, error) {
 func dropin(o Options, name string) string {
 	before := "/run/strata-sysupdate-" + name + ".before"
 	after := "/run/strata-sysupdate-" + name + ".after"
-	link := "/etc/extensions/" + name + ".raw"
+	link := repo.NodeLayout(name).Link
 	act := o.Refresher
 	if o.Activation == Reboot {
 		act = "touch /run/reboot-required"

@@ -61,7 +61,29 @@ func TransferFile(s TransferSpec) []byte {
 	}
 	fmt.Fprintf(&b, "[Transfer]\nVerify=%s\n\n", verify)
 	fmt.Fprintf(&b, "[Source]\nType=url-file\nPath=%s\nMatchPattern=%s\n\n", s.URL, s.Pattern())
-	fmt.Fprintf(&b, "[Target]\nType=regular-file\nPath=/opt/extensions/%s\nMatchPattern=%s\nCurrentSymlink=/etc/extensions/%s.raw\nInstancesMax=%d\n",
-		s.Name, s.Pattern(), s.Name, max)
+	l := NodeLayout(s.Name)
+	fmt.Fprintf(&b, "[Target]\nType=regular-file\nPath=%s\nMatchPattern=%s\nCurrentSymlink=%s\nInstancesMax=%d\n",
+		l.TargetDir, s.Pattern(), l.Link, max)
 	return []byte(b.String())
+}
+
+// Layout is where an extension installed from a repository lives on a
+// node: its transfer definition, the directory its versions are kept in
+// and the link the merge follows. One place spells these paths for ext
+// add/remove, publish's transfer files and provisioning.
+type Layout struct {
+	Name         string
+	TransferPath string // /etc/sysupdate.NAME.d/NAME.transfer
+	TargetDir    string // /opt/extensions/NAME
+	Link         string // /etc/extensions/NAME.raw
+}
+
+// NodeLayout returns the layout of extension name.
+func NodeLayout(name string) Layout {
+	return Layout{
+		Name:         name,
+		TransferPath: "/etc/sysupdate." + name + ".d/" + name + ".transfer",
+		TargetDir:    "/opt/extensions/" + name,
+		Link:         "/etc/extensions/" + name + ".raw",
+	}
 }
