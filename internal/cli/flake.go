@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -16,8 +15,7 @@ import (
 	"github.com/stratalinux/strata/internal/fetch"
 	"github.com/stratalinux/strata/internal/flake"
 	"github.com/stratalinux/strata/internal/flake/launch"
-	"github.com/stratalinux/strata/internal/flake/runas"
-	"github.com/stratalinux/strata/internal/flake/vm"
+	"github.com/stratalinux/strata/internal/flake/register"
 )
 
 type flakeFlags struct {
@@ -75,18 +73,11 @@ func newFlakeRegisterCommand(env *Env, f *flakeFlags) *cobra.Command {
 			if r.fromSysext == "" {
 				return errors.New("register: name the engine (strata flake register podman|vm|firecracker …) or give --from-sysext IMAGE")
 			}
-			if r.resume || len(r.includeTar)+len(r.includePath) > 0 {
-				return errors.New("register --from-sysext: --resume and --include-* do not apply (the app runs on the host, with the image merged for it)")
-			}
-			img, err := filepath.Abs(r.fromSysext)
+			cfg, err := register.Sysext(r.appRequest(), r.fromSysext)
 			if err != nil {
 				return err
 			}
-			if _, err := os.Stat(img); err != nil {
-				return fmt.Errorf("--from-sysext %s: %w", r.fromSysext, err)
-			}
-			cfg := &flake.Config{Sysext: &flake.Sysext{Image: img, TargetAppPath: r.targetOr(), HostAppPath: r.app}}
-			return register(env, f, r, cfg)
+			return registerFlake(env, f, r, cfg)
 		},
 	}
 	cmd.Flags().StringVar(&r.fromSysext, "from-sysext", "", "run the app from this extension image, merged privately for the process")
@@ -96,33 +87,13 @@ func newFlakeRegisterCommand(env *Env, f *flakeFlags) *cobra.Command {
 		Short: "Register a podman flake",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if r.container == "" {
-				return errors.New("register podman: --container IMAGE is required")
-			}
-			if len(r.layers) > 0 && r.base == "" {
-				return errors.New("register podman: --layer needs --base (layers go over a base image)")
-			}
-			if r.resume && r.attach {
-				return errors.New("register podman: --resume and --attach exclude each other")
-			}
-			runAs, podmanUser, err := podmanRunAs(cmd, r.runAs)
+			cfg, err := register.PodmanConfig(cmd.Context(), register.Podman{App: r.appRequest(), RunAsGiven: cmd.Flags().Changed("run-as"),
+				Container: r.container, Base: r.base, Layers: r.layers, Attach: r.attach, Opts: r.opts,
+				CheckHostDeps: r.checkHostDeps, AllowSystemfiles: r.allowSysfiles}, register.PodmanImages{})
 			if err != nil {
 				return err
 			}
-			if err := checkImages(cmd.Context(), podmanUser, append(append([]string{r.container}, r.layers...), nonEmpty(r.base)...)); err != nil {
-				return err
-			}
-			opts := make([]string, 0, len(r.opts))
-			for _, o := range r.opts {
-				opts = append(opts, strings.TrimPrefix(o, `\`))
-			}
-			c := &flake.Container{Name: r.container, TargetAppPath: r.targetOr(), HostAppPath: r.app, BaseContainer: r.base,
-				Layers: r.layers, Runtime: &flake.PodmanRuntime{RunAs: runAs, Resume: r.resume, Attach: r.attach, Podman: opts}}
-			c.CheckHostDependencies = r.checkHostDeps
-			if r.allowSysfiles {
-				c.Strata = &flake.ContainerExtra{AllowSystemfiles: true}
-			}
-			return register(env, f, r, &flake.Config{Container: c, Include: flake.Include{Tar: r.includeTar, Path: r.includePath}})
+			return registerFlake(env, f, r, cfg)
 		},
 	}
 	addAppFlags(podman, r)
@@ -172,18 +143,8 @@ func addAppFlags(cmd *cobra.Command, r *registerFlags) {
 	fl.StringVar(&r.runAs, "run-as", "", "user recorded as runtime.runas (default: the caller)")
 }
 
-func (r *registerFlags) targetOr() string {
-	if r.target != "" {
-		return r.target
-	}
-	return r.app
-}
-
-func nonEmpty(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return []string{s}
+func (r *registerFlags) appRequest() register.App {
+	return register.App{Path: r.app, Target: r.target, IncludeTar: r.includeTar, IncludePath: r.includePath, Resume: r.resume, RunAs: r.runAs}
 }
 
 func currentUser() string {
@@ -196,74 +157,9 @@ func currentUser() string {
 	return fmt.Sprint(os.Geteuid())
 }
 
-// podmanRunAs checks --run-as and returns the runtime.runas to record and
-// the user whose podman storage must hold the images (nil: the caller's).
-// "caller" records an empty runas: whoever launches the flake runs it.
-func podmanRunAs(cmd *cobra.Command, v string) (string, *runas.User, error) {
-	switch {
-	case !cmd.Flags().Changed("run-as"):
-		return runas.CallerValue(), nil, nil
-	case v == "caller":
-		return "", nil, nil
-	case strings.TrimSpace(v) == "":
-		return "", nil, errors.New(`--run-as: empty; give NAME, #UID, root or "caller"`)
-	}
-	u, err := runas.Lookup(v)
-	if err != nil {
-		return "", nil, fmt.Errorf("--run-as %s: %w; create the user first or choose another", v, err)
-	}
-	caller := runas.Caller()
-	switch {
-	case u.UID == caller.UID:
-		return v, nil, nil
-	case !caller.Root():
-		return "", nil, fmt.Errorf("--run-as %s: you are %s; only root can register a flake that runs podman as another user (it switches to the user at launch)", v, caller.Name)
-	}
-	return v, &u, nil
-}
-
-// checkImages makes sure each image is in podman's storage (the storage
-// of user u when the flake runs as another user), so a typo is reported
-// at registration rather than at the first launch.
-func checkImages(ctx context.Context, u *runas.User, images []string) error {
-	podman, err := exec.LookPath("podman")
-	if err != nil {
-		return errors.New("podman is not installed (apt-get install podman): podman flakes need it")
-	}
-	where, as := "podman's storage", ""
-	if u != nil {
-		if err := u.EnsureRuntimeDir(); err != nil {
-			return err
-		}
-		where, as = "the podman storage of user "+u.Name, fmt.Sprintf(" as %s (e.g. runuser -u %s -- podman pull …)", u.Name, u.Name)
-	}
-	for _, img := range images {
-		c := exec.CommandContext(ctx, podman, "image", "exists", img)
-		if u != nil {
-			c.Env, c.SysProcAttr = u.Env(os.Environ()), u.SysProcAttr()
-		}
-		if err := c.Run(); err != nil {
-			return fmt.Errorf("image %s is not in %s; pull or load it first%s (strata flake pull podman %s)", img, where, as, img)
-		}
-	}
-	return nil
-}
-
-func register(env *Env, f *flakeFlags, r *registerFlags, cfg *flake.Config) error {
-	if r.app == "" {
-		return errors.New("register: --app PATH is required")
-	}
-	if !strings.HasPrefix(r.targetOr(), "/") {
-		return fmt.Errorf("--target %s: must be an absolute path inside the engine", r.target)
-	}
-	for _, p := range append(append([]string(nil), r.includeTar...), r.includePath...) {
-		if !filepath.IsAbs(p) {
-			return fmt.Errorf("include %s: must be an absolute host path", p)
-		}
-		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("include %s: %w", p, err)
-		}
-	}
+// registerFlake writes cfg into the registry, linking the app to this
+// binary.
+func registerFlake(env *Env, f *flakeFlags, r *registerFlags, cfg *flake.Config) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -271,7 +167,7 @@ func register(env *Env, f *flakeFlags, r *registerFlags, cfg *flake.Config) erro
 	if self, err = filepath.EvalSymlinks(self); err != nil {
 		return err
 	}
-	if err := f.registry().Register(flake.Registration{App: r.app, Launcher: self, Config: cfg}); err != nil {
+	if err := register.Into(f.registry(), r.appRequest(), self, cfg); err != nil {
 		return err
 	}
 	env.Log.Info(fmt.Sprintf("registered %s (%s engine)", r.app, cfg.Engine()))
@@ -279,68 +175,13 @@ func register(env *Env, f *flakeFlags, r *registerFlags, cfg *flake.Config) erro
 }
 
 func registerVM(env *Env, f *flakeFlags, r *registerFlags, engine string) error {
-	if r.app == "" {
-		return errors.New("register: --app PATH is required")
+	cfg, err := register.VMConfig(register.VM{App: r.appRequest(), Engine: engine, Name: r.vm, ImagesDir: vmImagesDir(f),
+		Kernel: r.kernel, Rootfs: r.rootfs, Initrd: r.initrd, OverlaySize: r.overlaySize, VCPUs: r.vcpus, MemMiB: r.memMiB,
+		NoNet: r.noNet, ForceVsock: r.forceVsock, Caller: currentUser()})
+	if err != nil {
+		return err
 	}
-	name := r.vm
-	if name == "" {
-		name = filepath.Base(r.app)
-	}
-	if engine == flake.EngineFirecracker && !r.noNet {
-		// The guest's NIC is the host tap tap-APPNAME: refuse a name
-		// Linux would refuse now, not at the first launch.
-		if _, err := vm.TapName(filepath.Base(r.app)); err != nil {
-			return fmt.Errorf("register firecracker --app %s: %w; use a shorter app name, or --no-net", r.app, err)
-		}
-	}
-	kernel, rootfs, initrd := r.kernel, r.rootfs, r.initrd
-	if kernel == "" && rootfs == "" {
-		dir := filepath.Join(vmImagesDir(f), name)
-		kernel, rootfs = filepath.Join(dir, "kernel"), filepath.Join(dir, "rootfs")
-		if _, err := os.Stat(filepath.Join(dir, "initrd")); err == nil {
-			initrd = filepath.Join(dir, "initrd")
-		}
-	}
-	for flag, p := range map[string]string{"--kernel": kernel, "--rootfs": rootfs, "--initrd": initrd} {
-		if p == "" {
-			if flag != "--initrd" {
-				return fmt.Errorf("register %s: %s FILE is required (or pull the VM first)", engine, flag)
-			}
-			continue
-		}
-		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("register %s: %s: %w", engine, flag, err)
-		}
-	}
-	abs := func(p string) string {
-		if p == "" {
-			return ""
-		}
-		a, _ := filepath.Abs(p)
-		return a
-	}
-	if r.overlaySize != "" {
-		if _, err := flake.ParseSize(r.overlaySize); err != nil {
-			return fmt.Errorf("--overlay-size: %w", err)
-		}
-	}
-	if (len(r.includeTar)+len(r.includePath)) > 0 && r.overlaySize == "" {
-		return errors.New("register: --include-tar/--include-path need --overlay-size (they are written to the overlay disk)")
-	}
-	boot := flake.DefaultBootArgs(engine, r.noNet, r.resume, r.forceVsock)
-	runAs := r.runAs
-	if runAs == "" {
-		runAs = currentUser()
-	}
-	fc := &flake.Firecracker{BootArgs: boot, OverlaySize: r.overlaySize, RootfsImagePath: abs(rootfs), KernelImagePath: abs(kernel),
-		InitrdPath: abs(initrd), MemSizeMiB: r.memMiB, VcpuCount: r.vcpus}
-	rt := &flake.VMRuntime{RunAs: runAs, Resume: r.resume, ForceVsock: r.forceVsock, Firecracker: fc, NoNet: r.noNet}
-	if engine == "vm" {
-		rt.Engine = "qemu"
-	}
-	cfg := &flake.Config{VM: &flake.VM{Name: name, TargetAppPath: r.targetOr(), HostAppPath: r.app, Runtime: rt},
-		Include: flake.Include{Tar: r.includeTar, Path: r.includePath}}
-	return register(env, f, r, cfg)
+	return registerFlake(env, f, r, cfg)
 }
 
 func vmImagesDir(f *flakeFlags) string {
@@ -439,20 +280,7 @@ func newFlakePullCommand(env *Env, f *flakeFlags) *cobra.Command {
 		Short: "Pull a container image (registry reference) or load one from an archive file",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bin, err := exec.LookPath("podman")
-			if err != nil {
-				return errors.New("podman is not installed (apt-get install podman)")
-			}
-			argv := []string{"pull", args[0]}
-			if _, err := os.Stat(args[0]); err == nil {
-				argv = []string{"load", "-i", args[0]}
-			}
-			c := exec.CommandContext(cmd.Context(), bin, argv...)
-			c.Stdout, c.Stderr = env.Stderr, env.Stderr
-			if err := c.Run(); err != nil {
-				return fmt.Errorf("pull %s: podman %s failed: %w", args[0], argv[0], err)
-			}
-			return nil
+			return register.PullPodman(cmd.Context(), args[0], env.Stderr)
 		},
 	}
 	var name, kernel, rootfs, initrd string
@@ -461,23 +289,16 @@ func newFlakePullCommand(env *Env, f *flakeFlags) *cobra.Command {
 		Short: "Fetch a VM's kernel, rootfs and initrd into the VM image store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := flake.ValidateName(name); err != nil {
-				return fmt.Errorf("--name: %w", err)
-			}
-			if kernel == "" || rootfs == "" {
-				return errors.New("pull vm: --kernel and --rootfs are required")
-			}
-			dir := filepath.Join(vmImagesDir(f), name)
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
-			for dst, src := range map[string]string{"kernel": kernel, "rootfs": rootfs, "initrd": initrd} {
-				if src == "" {
-					continue
-				}
-				if err := fetchComponent(cmd.Context(), env, src, filepath.Join(dir, dst)); err != nil {
+			dir, err := register.PullVM(cmd.Context(), vmImagesDir(f), name, kernel, rootfs, initrd,
+				func(ctx context.Context, url, dst string) error {
+					c := &fetch.Client{Progress: func(url string, size int64, r io.Reader) io.Reader {
+						return newProgressReader(env.Stderr, url, size, r)
+					}}
+					_, err := c.File(ctx, url, dst, "", 64<<30)
 					return err
-				}
+				})
+			if err != nil {
+				return err
 			}
 			env.Log.Info("VM components in " + dir)
 			return nil
@@ -490,39 +311,6 @@ func newFlakePullCommand(env *Env, f *flakeFlags) *cobra.Command {
 	vf.StringVar(&initrd, "initrd", "", "initrd (URL or file)")
 	cmd.AddCommand(podman, vmc)
 	return cmd
-}
-
-// fetchComponent copies a file or downloads a URL to dst atomically.
-func fetchComponent(ctx context.Context, env *Env, src, dst string) error {
-	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		c := &fetch.Client{Progress: func(url string, size int64, r io.Reader) io.Reader {
-			return newProgressReader(env.Stderr, url, size, r)
-		}}
-		_, err := c.File(ctx, src, dst, "", 64<<30)
-		return err
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("pull: %w", err)
-	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return fmt.Errorf("pull %s: %w", src, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
 }
 
 // isFlakeInvocation reports whether the binary runs under a registered

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -21,8 +19,6 @@ import (
 	fleetsim "github.com/stratalinux/strata/internal/fleet/sim"
 	"github.com/stratalinux/strata/internal/fleet/store"
 	fleetweb "github.com/stratalinux/strata/internal/fleet/web"
-	stratarepo "github.com/stratalinux/strata/internal/repo"
-	"github.com/stratalinux/strata/internal/version"
 )
 
 // fleetOpts are the connection flags shared by the admin subcommands.
@@ -579,95 +575,16 @@ that already exist are left alone.`,
 }
 
 func fleetImport(ctx context.Context, env *Env, c *fleetclient.Client, repo, url, osName string) error {
-	root, err := os.OpenRoot(repo)
-	if err != nil {
-		return fmt.Errorf("--repo: %w", err)
-	}
-	defer root.Close()
-	sums, err := root.Open(stratarepo.ManifestName)
-	if err != nil {
-		return fmt.Errorf("%s: %w (is it a `strata publish` repository?)", repo, err)
-	}
-	data, err := io.ReadAll(io.LimitReader(sums, stratarepo.MaxManifestSize+1))
-	sums.Close()
-	if err != nil {
-		return fmt.Errorf("%s/%s: %w", repo, stratarepo.ManifestName, err)
-	}
-	m, err := stratarepo.ParseManifest(data)
-	if err != nil {
-		return fmt.Errorf("%s/%s: %w", repo, stratarepo.ManifestName, err)
-	}
-	files := fleet.RepoFiles(m)
-	if len(files) == 0 {
-		return fmt.Errorf("%s/SHA256SUMS lists no NAME-VERSION-ARCH.raw images", repo)
-	}
-	// Extensions first, so OS packages can carry them.
-	sort.SliceStable(files, func(i, j int) bool { return files[i].Name != osName && files[j].Name == osName })
-	apps, err := c.Apps(ctx)
-	if err != nil {
-		return err
-	}
-	have := map[string]bool{}
-	for _, a := range apps {
-		have[a.Name] = true
-	}
-	newest := map[string]fleet.Package{} // "app/arch" → newest extension package of this import
-	for _, f := range files {
-		if !have[f.Name] {
-			kind := fleet.KindExtension
-			if f.Name == osName {
-				kind = fleet.KindOS
-			}
-			if _, err := c.CreateApp(ctx, fleet.App{Name: f.Name, Kind: kind}); err != nil {
-				return err
-			}
-			have[f.Name] = true
-			fmt.Fprintf(env.Stderr, "created application %s (%s)\n", f.Name, kind)
+	return c.Import(ctx, repo, url, osName, func(ev fleetclient.ImportEvent) {
+		switch {
+		case ev.CreatedApp != nil:
+			fmt.Fprintf(env.Stderr, "created application %s (%s)\n", ev.CreatedApp.Name, ev.CreatedApp.Kind)
+		case ev.Existing != nil:
+			fmt.Fprintf(env.Stderr, "%s %s (%s): already imported\n", ev.Existing.Name, ev.Existing.Version, ev.Existing.Arch)
+		case ev.Imported != nil:
+			fmt.Fprintf(env.Stdout, "imported %s %s (%s)\n", ev.Imported.Name, ev.Imported.Version, ev.Imported.Arch)
 		}
-		pl, err := fleet.ReadPayload(root.FS(), f.File)
-		if err != nil {
-			return err
-		}
-		if pl.SHA256 != f.SHA256 {
-			return fmt.Errorf("%s/%s: SHA-256 %s does not match SHA256SUMS (%s); republish or fix the file", repo, f.File, pl.SHA256, f.SHA256)
-		}
-		p := fleet.Package{Version: f.Version, Arch: f.Arch, URL: url, Filename: f.File, Size: pl.Size, SHA1: pl.SHA1, SHA256: pl.SHA256}
-		if f.Name == osName {
-			for k, x := range newest {
-				if strings.HasSuffix(k, "/"+f.Arch) {
-					p.Extras = append(p.Extras, x.ID)
-				}
-			}
-			sort.Strings(p.Extras)
-		}
-		added, err := c.AddPackage(ctx, f.Name, p)
-		if err == nil {
-			p = added
-		}
-		if errors.Is(err, fleetclient.ErrConflict) {
-			fmt.Fprintf(env.Stderr, "%s %s (%s): already imported\n", f.Name, f.Version, f.Arch)
-			ps, err := c.Packages(ctx, f.Name)
-			if err != nil {
-				return err
-			}
-			for _, q := range ps {
-				if q.Version == f.Version && q.Arch == f.Arch {
-					p = q
-				}
-			}
-		} else if err != nil {
-			return fmt.Errorf("%s: %w", f.File, err)
-		} else {
-			fmt.Fprintf(env.Stdout, "imported %s %s (%s)\n", f.Name, f.Version, f.Arch)
-		}
-		if f.Name != osName {
-			k := f.Name + "/" + f.Arch
-			if old, ok := newest[k]; !ok || version.Compare(p.Version, old.Version) > 0 {
-				newest[k] = p
-			}
-		}
-	}
-	return nil
+	})
 }
 
 func newFleetSimulateCommand(env *Env, o *fleetOpts) *cobra.Command {
