@@ -5,17 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"strings"
 	"sync"
 	"text/tabwriter"
 
 	"github.com/stratalinux/strata/internal/archive"
 	"github.com/stratalinux/strata/internal/bake"
-	"github.com/stratalinux/strata/internal/fetch"
+	"github.com/stratalinux/strata/internal/download"
 	"github.com/stratalinux/strata/internal/recipe"
 	"github.com/stratalinux/strata/internal/release"
 	"github.com/stratalinux/strata/recipes"
@@ -119,15 +119,13 @@ func bakeRecipes(ctx context.Context, env *Env, args []string, f bakeFlags) erro
 	if err != nil {
 		return err
 	}
-	client := &fetch.Client{Rewrite: rw, Header: http.Header{}}
+	client := &download.Client{Rewrite: rw, Header: http.Header{}, UserAgent: "strata-bake"}
 	if tok := os.Getenv("GH_TOKEN"); tok != "" && rw == nil {
 		client.Header.Set("Authorization", "Bearer "+tok)
 	}
 	progress := progressWriter(env, f.json)
 	if progress != nil {
-		client.Progress = func(u string, size int64, rd io.Reader) io.Reader {
-			return newProgressReader(progress, u, size, rd)
-		}
+		client.Progress = func(u string) func(done, total int64) { return newProgressBar(progress, path.Base(u)) }
 	}
 	type job struct {
 		r    *recipe.Recipe
@@ -215,7 +213,7 @@ func recipeArches(r *recipe.Recipe, flag string) ([]string, error) {
 	return []string{a}, nil
 }
 
-func bakeRecipeArch(ctx context.Context, r *recipe.Recipe, c *fetch.Client, res recipe.Resolved, arch string, base bake.Request, po recipe.PopulateOptions) (bakeOutput, error) {
+func bakeRecipeArch(ctx context.Context, r *recipe.Recipe, c *download.Client, res recipe.Resolved, arch string, base bake.Request, po recipe.PopulateOptions) (bakeOutput, error) {
 	dls, err := r.Downloads(ctx, c, res, arch)
 	if err != nil {
 		return bakeOutput{}, err

@@ -81,7 +81,7 @@ func TestBakeRecipeMismatchLeavesNothing(t *testing.T) {
 	rp := writeRecipe(t, recipetest.Tool)
 	out := t.TempDir()
 	_, stderr, code := runCLI(t, "bake", rp, "--arch", "x86-64", "--version", "1.9.0", "--base-url", u.URL, "-o", out)
-	if code == 0 || !strings.Contains(stderr, "sha256 mismatch") || !strings.Contains(stderr, "toolctl-amd64") || !strings.Contains(stderr, "expected ") {
+	if code == 0 || !strings.Contains(stderr, "SHA256 mismatch") || !strings.Contains(stderr, "toolctl-amd64") || !strings.Contains(stderr, "expected ") {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	if ents, _ := os.ReadDir(out); len(ents) != 0 {

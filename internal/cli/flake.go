@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/stratalinux/strata/internal/fetch"
+	"github.com/stratalinux/strata/internal/download"
 	"github.com/stratalinux/strata/internal/flake"
 	"github.com/stratalinux/strata/internal/flake/launch"
 	"github.com/stratalinux/strata/internal/flake/register"
@@ -291,8 +291,8 @@ func newFlakePullCommand(env *Env, f *flakeFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := register.PullVM(cmd.Context(), vmImagesDir(f), name, kernel, rootfs, initrd,
 				func(ctx context.Context, url, dst string) error {
-					c := &fetch.Client{Progress: func(url string, size int64, r io.Reader) io.Reader {
-						return newProgressReader(env.Stderr, url, size, r)
+					c := &download.Client{UserAgent: "strata-flake/" + Version, Progress: func(u string) func(done, total int64) {
+						return newProgressBar(env.Stderr, path.Base(u))
 					}}
 					_, err := c.File(ctx, url, dst, "", 64<<30)
 					return err

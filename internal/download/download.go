@@ -29,6 +29,13 @@ type Client struct {
 	Stall time.Duration
 	// UserAgent is sent with every request.
 	UserAgent string
+	// Rewrite maps a URL before it is requested (a mirror); nil keeps it.
+	Rewrite func(string) string
+	// Header is added to every HTTP request (e.g. a GitHub token).
+	Header http.Header
+	// Progress, when set, returns the progress callback of one File
+	// download named by its URL.
+	Progress func(url string) func(done, total int64)
 }
 
 // DefaultHTTPClient connects and waits for response headers with bounded
@@ -82,7 +89,7 @@ type MismatchError struct {
 }
 
 func (e *MismatchError) Error() string {
-	return fmt.Sprintf("%s: SHA256 mismatch: manifest says %s, downloaded file has %s", e.URL, e.Want, e.Got)
+	return fmt.Sprintf("%s: SHA256 mismatch: expected %s, downloaded file has %s", e.URL, e.Want, e.Got)
 }
 
 // TooLargeError is a body over the allowed size, or over the size the
@@ -140,6 +147,9 @@ func (c *Client) wrap(ctx context.Context, rawURL string, err error) error {
 // the body actually starts at (0 when the server ignored the range) and
 // the total size when known (-1 otherwise).
 func (c *Client) open(ctx context.Context, rawURL string, offset int64) (io.ReadCloser, int64, int64, error) {
+	if c.Rewrite != nil {
+		rawURL = c.Rewrite(rawURL)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("invalid URL %q: %w", rawURL, err)
@@ -177,6 +187,9 @@ func (c *Client) open(ctx context.Context, rawURL string, offset int64) (io.Read
 	}
 	if c.UserAgent != "" {
 		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	for k, v := range c.Header {
+		req.Header[k] = v
 	}
 	if offset > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")

@@ -14,7 +14,8 @@ import (
 	"strings"
 
 	"github.com/stratalinux/strata/internal/archive"
-	"github.com/stratalinux/strata/internal/fetch"
+	"github.com/stratalinux/strata/internal/download"
+	"github.com/stratalinux/strata/internal/repo"
 )
 
 // MaxArtifact bounds one download.
@@ -58,7 +59,7 @@ type Download struct {
 
 // Downloads decides the artifacts for a version and architecture,
 // fetching the upstream checksum files where the recipe names them.
-func (r *Recipe) Downloads(ctx context.Context, c *fetch.Client, res Resolved, arch string) ([]Download, error) {
+func (r *Recipe) Downloads(ctx context.Context, c *download.Client, res Resolved, arch string) ([]Download, error) {
 	if _, ok := r.Arch[arch]; !ok {
 		return nil, fmt.Errorf("%s: no build for architecture %s (recipe has %s)", r.Name, arch, strings.Join(r.Arches(), ", "))
 	}
@@ -89,7 +90,7 @@ func (r *Recipe) Downloads(ctx context.Context, c *fetch.Client, res Resolved, a
 				}
 				sums[u] = b
 			}
-			h, ok := fetch.ParseSums(b, d.FileName)
+			h, ok := repo.LookupSum(b, d.FileName)
 			if !ok {
 				return nil, fmt.Errorf("%s does not list %s", u, d.FileName)
 			}
@@ -100,7 +101,7 @@ func (r *Recipe) Downloads(ctx context.Context, c *fetch.Client, res Resolved, a
 			if err != nil {
 				return nil, fmt.Errorf("checksum for %s: %w", d.URL, err)
 			}
-			h, ok := fetch.FirstHash(b)
+			h, ok := repo.FirstHash(b)
 			if !ok {
 				return nil, fmt.Errorf("%s does not start with a sha256", u)
 			}
@@ -134,7 +135,7 @@ type PopulateOptions struct {
 
 // Populate downloads the artifacts into work/dl, unpacks them and builds
 // the image tree at work/root, which it returns.
-func (r *Recipe) Populate(ctx context.Context, c *fetch.Client, dls []Download, work string, opt PopulateOptions) (string, error) {
+func (r *Recipe) Populate(ctx context.Context, c *download.Client, dls []Download, work string, opt PopulateOptions) (string, error) {
 	maxDownload := opt.MaxDownload
 	if maxDownload <= 0 {
 		maxDownload = MaxArtifact
@@ -156,7 +157,7 @@ func (r *Recipe) Populate(ctx context.Context, c *fetch.Client, dls []Download, 
 		a := r.Artifacts[d.Artifact]
 		file := filepath.Join(work, "dl", strconv.Itoa(d.Artifact)+"-"+safeName(d.FileName))
 		if _, err := c.File(ctx, d.URL, file, d.SHA256, maxDownload); err != nil {
-			var tl *fetch.TooLargeError
+			var tl *download.TooLargeError
 			if errors.As(err, &tl) {
 				return "", fmt.Errorf("%w; raise bake's --max-download if the artifact is genuine", err)
 			}

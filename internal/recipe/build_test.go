@@ -13,12 +13,12 @@ import (
 	"testing"
 
 	"github.com/stratalinux/strata/internal/archive"
-	"github.com/stratalinux/strata/internal/fetch"
+	"github.com/stratalinux/strata/internal/download"
 	"github.com/stratalinux/strata/internal/recipe/recipetest"
 )
 
-func upstreamClient(u *recipetest.Upstream) *fetch.Client {
-	return &fetch.Client{Rewrite: func(s string) string {
+func upstreamClient(u *recipetest.Upstream) *download.Client {
+	return &download.Client{Rewrite: func(s string) string {
 		i := strings.Index(s, "://")
 		return u.URL + "/" + s[i+3:]
 	}}
@@ -85,7 +85,7 @@ func TestChecksumMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = r.Populate(ctx, c, dls, t.TempDir(), PopulateOptions{})
-	var me *fetch.MismatchError
+	var me *download.MismatchError
 	if !errors.As(err, &me) || !strings.Contains(err.Error(), recipetest.Sum(good)) || !strings.Contains(err.Error(), "tool-1.10.0-linux-amd64.tar.gz") {
 		t.Fatalf("want mismatch naming URL and hashes, got %v", err)
 	}
@@ -218,7 +218,7 @@ func TestPopulateLimits(t *testing.T) {
 		t.Errorf("unpacked %d bytes, limit %d", written, 8<<20)
 	}
 	_, err = r.Populate(ctx, c, dls, t.TempDir(), PopulateOptions{AllowUnverified: true, MaxDownload: 1000})
-	if err == nil || !strings.Contains(err.Error(), "limit of 1000 bytes") || !strings.Contains(err.Error(), "--max-download") {
+	if err == nil || !strings.Contains(err.Error(), "allowed 1000 bytes") || !strings.Contains(err.Error(), "--max-download") {
 		t.Fatalf("download limit: %v", err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/stratalinux/strata/internal/fetch"
+	"github.com/stratalinux/strata/internal/download"
 	"github.com/stratalinux/strata/internal/version"
 )
 
@@ -37,7 +37,7 @@ type ghRelease struct {
 }
 
 // ListVersions lists the upstream versions, newest first.
-func (r *Recipe) ListVersions(ctx context.Context, c *fetch.Client) ([]Resolved, error) {
+func (r *Recipe) ListVersions(ctx context.Context, c *download.Client) ([]Resolved, error) {
 	var re *regexp.Regexp
 	if r.Versions.Match != "" {
 		re = regexp.MustCompile(r.Versions.Match)
@@ -108,7 +108,7 @@ func (r *Recipe) ListVersions(ctx context.Context, c *fetch.Client) ([]Resolved,
 
 // Resolve finds a version ("latest" or "" for the newest). A version may
 // be given with or without the tag's leading "v".
-func (r *Recipe) Resolve(ctx context.Context, c *fetch.Client, want string) (Resolved, error) {
+func (r *Recipe) Resolve(ctx context.Context, c *download.Client, want string) (Resolved, error) {
 	if want != "" && want != "latest" && r.Versions.GitHub == "" && r.Versions.URL == "" {
 		for _, v := range r.Versions.List {
 			if v == want {

@@ -1,4 +1,4 @@
-package fetch
+package download
 
 import (
 	"context"
@@ -18,7 +18,9 @@ func TestFile(t *testing.T) {
 	body := strings.Repeat("payload", 1000)
 	sum := sha256.Sum256([]byte(body))
 	want := hex.EncodeToString(sum[:])
+	var auth atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth.Store(r.Header.Get("Authorization"))
 		switch r.URL.Path {
 		case "/ok":
 			w.Write([]byte(body))
@@ -30,7 +32,10 @@ func TestFile(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c := &Client{}
+	var last int64
+	c := &Client{Header: http.Header{"Authorization": {"Bearer t"}}, Progress: func(string) func(done, total int64) {
+		return func(done, _ int64) { last = done }
+	}}
 	ctx := context.Background()
 	dir := t.TempDir()
 
@@ -38,12 +43,18 @@ func TestFile(t *testing.T) {
 	if err != nil || res.SHA256 != want || res.Size != int64(len(body)) {
 		t.Fatalf("ok: %v %+v", err, res)
 	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "a")); string(b) != body {
+		t.Fatal("downloaded bytes differ")
+	}
+	if auth.Load() != "Bearer t" || last != int64(len(body)) {
+		t.Errorf("header %v, progress %d", auth.Load(), last)
+	}
 	_, err = c.File(ctx, srv.URL+"/ok", filepath.Join(dir, "b"), strings.Repeat("0", 64), 0)
 	var me *MismatchError
 	if !errors.As(err, &me) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), srv.URL+"/ok") {
 		t.Errorf("mismatch: %v", err)
 	}
-	if _, err := c.File(ctx, srv.URL+"/trunc", filepath.Join(dir, "c"), want, 0); err == nil || !strings.Contains(err.Error(), "truncated") {
+	if _, err := c.File(ctx, srv.URL+"/trunc", filepath.Join(dir, "c"), want, 0); err == nil || !strings.Contains(err.Error(), "connection closed after 10 of 100000 bytes") {
 		t.Errorf("truncated: %v", err)
 	}
 	if _, err := c.File(ctx, srv.URL+"/missing", filepath.Join(dir, "d"), want, 0); err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "/missing") {
@@ -56,30 +67,16 @@ func TestFile(t *testing.T) {
 	if len(ents) != 1 || ents[0].Name() != "a" {
 		t.Errorf("left behind: %v", ents)
 	}
-	// Rewrite sends the request elsewhere.
+	// Rewrite sends the request elsewhere (a mirror).
 	c2 := &Client{Rewrite: func(string) string { return srv.URL + "/ok" }}
-	if _, err := c2.Bytes(ctx, "https://example.invalid/x", 1<<20); err != nil {
+	if b, err := c2.Bytes(ctx, "https://example.invalid/x", 1<<20); err != nil || string(b) != body {
 		t.Errorf("rewrite: %v", err)
 	}
 }
 
-func TestParseSums(t *testing.T) {
-	h := strings.Repeat("ab", 32)
-	data := []byte("# comment\n" + strings.Repeat("cd", 32) + "  other.tgz\n" + h + " *dist/tool-linux.tgz\n")
-	if got, ok := ParseSums(data, "tool-linux.tgz"); !ok || got != h {
-		t.Errorf("got %q %v", got, ok)
-	}
-	if _, ok := ParseSums(data, "nope"); ok {
-		t.Error("found missing entry")
-	}
-	if got, ok := FirstHash([]byte(strings.ToUpper(h) + "  file\n")); !ok || got != h {
-		t.Errorf("FirstHash %q", got)
-	}
-}
-
-// TestEndlessDownloadStops: a server streaming forever is cut off just
-// past the limit, and no partial file is left or renamed into place.
-func TestEndlessDownloadStops(t *testing.T) {
+// TestEndlessFileStops: a server streaming forever is cut off just past
+// the limit, and no partial file is left or renamed into place.
+func TestEndlessFileStops(t *testing.T) {
 	var sent atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		buf := make([]byte, 64<<10)
