@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/merge"
 	"github.com/stratalinux/strata/internal/osrelease"
+	"github.com/stratalinux/strata/internal/rootfs"
 	"github.com/stratalinux/strata/internal/sdparse"
 	"github.com/stratalinux/strata/internal/systemctl"
 )
@@ -113,20 +113,13 @@ func newMergeEngine(env *Env, class imageclass.Class, root string) (*merge.Engin
 	return merge.NewEngine(class, root, merge.Flags{}, os.LookupEnv, env.Log)
 }
 
-// resolveRoot turns --root into an absolute directory ("/" when unset).
+// resolveRoot parses --root once ("/" when unset), in systemd's words.
 func resolveRoot(arg string) (string, error) {
-	if arg == "" {
-		return "/", nil
-	}
-	abs, err := filepath.Abs(arg)
+	r, err := rootfs.ParseRoot(arg)
 	if err != nil {
-		return "", err
-	}
-	fi, err := os.Stat(abs)
-	if err != nil || !fi.IsDir() {
 		return "", fmt.Errorf("failed to resolve --root='%s': not a directory", arg)
 	}
-	return abs, nil
+	return r.Path(), nil
 }
 
 func printMutableHelp(w io.Writer) error {

@@ -80,10 +80,10 @@ func newNode(cmd *cobra.Command, env *Env, rootFlag string) (*node.Node, error) 
 		Root: root,
 		Log:  env.Log,
 		Updater: func(component string, offline bool) (*sysupdate.Engine, error) {
-			return newSysupdateEngine(env, sysupdateSpec{root: rootFlag, component: component, offline: offline, maxDownload: "8G", progress: true})
+			return newSysupdateEngine(env, sysupdateSpec{root: root, component: component, offline: offline, maxDownload: "8G", progress: true})
 		},
 		Refresh: func(ctx context.Context, c imageclass.Class) error {
-			me, err := newMergeEngine(env, c, root)
+			me, err := newMergeEngine(env, c, root.Path())
 			if err != nil {
 				return err
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/stratalinux/strata/internal/download"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/node"
+	"github.com/stratalinux/strata/internal/rootfs"
 	"github.com/stratalinux/strata/internal/sdparse"
 	"github.com/stratalinux/strata/internal/sysupdate"
 )
@@ -136,21 +137,18 @@ gap-free merge refresh.`,
 	return cmd
 }
 
-func (f *sysupdateFlags) rootDir() (string, error) { return sysupdateRoot(f.root) }
+func (f *sysupdateFlags) rootDir() (string, error) {
+	r, err := sysupdateRoot(f.root)
+	return r.Path(), err
+}
 
-// sysupdateRoot validates --root for the sysupdate and ext commands.
-func sysupdateRoot(arg string) (string, error) {
-	if arg == "" {
-		return "/", nil
-	}
-	abs, err := filepath.Abs(arg)
+// sysupdateRoot parses --root once for the sysupdate and ext commands.
+func sysupdateRoot(arg string) (rootfs.Root, error) {
+	r, err := rootfs.ParseRoot(arg)
 	if err != nil {
-		return "", err
+		return rootfs.Root{}, fmt.Errorf("--root=%s: not a directory", arg)
 	}
-	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
-		return "", fmt.Errorf("--root=%s: not a directory", arg)
-	}
-	return abs, nil
+	return r, nil
 }
 
 func (f *sysupdateFlags) check() error {
@@ -216,8 +214,12 @@ func (f *sysupdateFlags) newEngine(env *Env) (*sysupdate.Engine, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
+	root, err := sysupdateRoot(f.root)
+	if err != nil {
+		return nil, err
+	}
 	return newSysupdateEngine(env, sysupdateSpec{
-		root: f.root, component: f.component, definitions: f.definitions, offline: f.offline,
+		root: root, component: f.component, definitions: f.definitions, offline: f.offline,
 		instancesMax: f.instancesMax, verify: f.verify, stall: f.stall, maxDownload: f.maxDownload,
 		maxUnpackRatio: f.maxUnpackRatio, progress: f.jsonMode() == "",
 	})
@@ -226,22 +228,20 @@ func (f *sysupdateFlags) newEngine(env *Env) (*sysupdate.Engine, error) {
 // sysupdateSpec are the values a sysupdate engine is built from: the
 // sysupdate command's flags, or the defaults ext add/remove/list use.
 type sysupdateSpec struct {
-	root, component, definitions string
-	offline                      bool
-	instancesMax                 int
-	verify                       string
-	stall                        time.Duration
-	maxDownload                  string
-	maxUnpackRatio               int64
-	progress                     bool // draw a progress bar on a terminal
+	root                   rootfs.Root
+	component, definitions string
+	offline                bool
+	instancesMax           int
+	verify                 string
+	stall                  time.Duration
+	maxDownload            string
+	maxUnpackRatio         int64
+	progress               bool // draw a progress bar on a terminal
 }
 
 // newSysupdateEngine builds the engine for s.
 func newSysupdateEngine(env *Env, f sysupdateSpec) (*sysupdate.Engine, error) {
-	root, err := sysupdateRoot(f.root)
-	if err != nil {
-		return nil, err
-	}
+	root := f.root.Path()
 	defs, err := f.loadDefinitions(root)
 	if err != nil {
 		return nil, err
@@ -699,7 +699,8 @@ func sysupdateUpdate(cmd *cobra.Command, env *Env, f *sysupdateFlags, want strin
 // sysupdateNode is the node an update acts on after installing: refresh
 // its merges, or reboot into a newer OS version.
 func sysupdateNode(env *Env, root string) *node.Node {
-	return &node.Node{Root: root, Log: env.Log,
+	r, _ := rootfs.ParseRoot(root) // the engine's root, already validated
+	return &node.Node{Root: r, Log: env.Log,
 		Refresh: func(ctx context.Context, c imageclass.Class) error {
 			me, err := newMergeEngine(env, c, root)
 			if err != nil {

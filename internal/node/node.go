@@ -30,7 +30,7 @@ import (
 
 // Node is one system, seen from its root directory.
 type Node struct {
-	Root string // validated absolute directory; "/" for the host
+	Root rootfs.Root
 	Log  *slog.Logger
 	// Updater returns the sysupdate engine for one component's
 	// definitions below Root.
@@ -72,7 +72,7 @@ func (n *Node) Add(ctx context.Context, o AddOptions) (string, error) {
 	}
 	l := repo.NodeLayout(o.Name)
 	spec := repo.TransferSpec{Name: o.Name, Line: o.Line, URL: strings.TrimRight(o.RepoURL, "/"), InstancesMax: o.InstancesMax, Verify: o.Verify}
-	tp := rootfs.Join(n.Root, l.TransferPath)
+	tp := n.Root.Join(l.TransferPath)
 	_, statErr := os.Lstat(tp)
 	created := errors.Is(statErr, fs.ErrNotExist)
 	if err := os.MkdirAll(filepath.Dir(tp), 0o755); err != nil {
@@ -120,8 +120,8 @@ func (n *Node) Remove(ctx context.Context, name string, noRefresh bool) error {
 		return err
 	}
 	l := repo.NodeLayout(name)
-	link := rootfs.Join(n.Root, l.Link)
-	tp := rootfs.Join(n.Root, l.TransferPath)
+	link := n.Root.Join(l.Link)
+	tp := n.Root.Join(l.TransferPath)
 	_, linkErr := os.Lstat(link)
 	_, defErr := os.Lstat(tp)
 	if errors.Is(linkErr, fs.ErrNotExist) && errors.Is(defErr, fs.ErrNotExist) {
@@ -138,12 +138,12 @@ func (n *Node) Remove(ctx context.Context, name string, noRefresh bool) error {
 	}
 	// Delete the versions the transfer owned, and the definition.
 	targetDir := l.TargetDir
-	if defs, err := sysupdate.Load(n.Root, sysupdate.DefinitionDirs(name), sysupdate.HostSpecifiers(n.Root)); err == nil {
+	if defs, err := sysupdate.Load(n.Root.Path(), sysupdate.DefinitionDirs(name), sysupdate.HostSpecifiers(n.Root.Path())); err == nil {
 		for _, t := range defs.Transfers {
 			targetDir = t.Target.Path
 		}
 	}
-	if err := os.RemoveAll(rootfs.Join(n.Root, targetDir)); err != nil {
+	if err := os.RemoveAll(n.Root.Join(targetDir)); err != nil {
 		return err
 	}
 	if err := os.Remove(tp); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -167,7 +167,7 @@ type Extension struct {
 // versions. An unreachable repository still shows what is installed, with
 // the error in place of what is available.
 func (n *Node) List(ctx context.Context, offline bool) ([]Extension, error) {
-	_, comps, err := sysupdate.Components(n.Root)
+	_, comps, err := sysupdate.Components(n.Root.Path())
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +254,7 @@ func ShouldReboot(booted, installed string) bool {
 
 // RebootIfNewer reboots when installed is not the booted IMAGE_VERSION.
 func (n *Node) RebootIfNewer(ctx context.Context, installed string) error {
-	if !ShouldReboot(sysupdate.OSRelease(n.Root)["IMAGE_VERSION"], installed) {
+	if !ShouldReboot(sysupdate.OSRelease(n.Root.Path())["IMAGE_VERSION"], installed) {
 		return nil
 	}
 	n.log().Info("Rebooting to activate the new version.")

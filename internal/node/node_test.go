@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/rootfs"
 	"github.com/stratalinux/strata/internal/sysupdate"
 )
 
@@ -53,7 +54,7 @@ func TestRebootIfNewerReadsTheRootsRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	reboots := 0
-	n := &Node{Root: root, Reboot: func(context.Context) error { reboots++; return nil }}
+	n := &Node{Root: mustRoot(t, root), Reboot: func(context.Context) error { reboots++; return nil }}
 	if err := n.RebootIfNewer(context.Background(), "2"); err != nil || reboots != 0 {
 		t.Fatalf("booted version: err %v, %d reboots", err, reboots)
 	}
@@ -93,7 +94,7 @@ func TestRefreshForReportsWhichMergeFailed(t *testing.T) {
 func TestAddFailureLeavesNoDefinition(t *testing.T) {
 	root := t.TempDir()
 	var sawDef []byte
-	n := &Node{Root: root, Updater: func(component string, offline bool) (*sysupdate.Engine, error) {
+	n := &Node{Root: mustRoot(t, root), Updater: func(component string, offline bool) (*sysupdate.Engine, error) {
 		b, err := os.ReadFile(filepath.Join(root, "etc/sysupdate."+component+".d", component+".transfer"))
 		sawDef = b
 		if err != nil {
@@ -117,9 +118,18 @@ func TestAddFailureLeavesNoDefinition(t *testing.T) {
 }
 
 func TestRemoveNotInstalled(t *testing.T) {
-	n := &Node{Root: t.TempDir()}
+	n := &Node{Root: mustRoot(t, t.TempDir())}
 	err := n.Remove(context.Background(), "ghost", true)
 	if err == nil || err.Error() != "extension ghost is not installed (no /etc/extensions/ghost.raw, no /etc/sysupdate.ghost.d/ghost.transfer)" {
 		t.Fatalf("Remove: %v", err)
 	}
+}
+
+func mustRoot(t *testing.T, dir string) rootfs.Root {
+	t.Helper()
+	r, err := rootfs.ParseRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
