@@ -119,6 +119,12 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 	for i := range nodes {
 		nodes[i] = &node{id: fmt.Sprintf("%s%032x", cfg.MachinePrefix, i)[0 : 32+len(cfg.MachinePrefix)], version: cfg.Version, previous: "0.0.0.0"}
 	}
+	// The run stops issuing requests when the duration or the check
+	// budget is used up, but lets the requests in flight finish (unless
+	// the caller cancels): an abandoned request may still be applied by
+	// the server after Run returned, and the caller would then read
+	// counters that are about to change.
+	reqCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 
@@ -163,10 +169,10 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 					continue
 				}
 				t0 := time.Now()
-				isCheck, err := step(ctx, client, cfg, n, rng, &st)
+				isCheck, err := step(reqCtx, client, cfg, n, rng, &st)
 				d := time.Since(t0)
 				n.mu.Unlock()
-				if ctx.Err() != nil {
+				if reqCtx.Err() != nil {
 					break
 				}
 				atomic.AddInt64(&st.Requests, 1)
