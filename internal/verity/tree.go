@@ -178,13 +178,12 @@ func Verify(ctx context.Context, data io.ReaderAt, hash io.ReaderAt, hashOffset 
 		if got := saltedSum(p.Salt, g.level(tree, levels-1)); !bytes.Equal(got, root) {
 			return fmt.Errorf("root hash of %s does not match: the tree gives %x, expected %x", hashName, got, root)
 		}
-		sum := make([]byte, digestSize)
 		for i := levels - 1; i >= 0; i-- {
 			lv := g.level(tree, i)
 			if i < levels-1 {
 				up := g.level(tree, i+1)
 				for j := 0; int64(j)*hb < int64(len(lv)); j++ {
-					sum = saltedSum(p.Salt, lv[int64(j)*hb:int64(j+1)*hb])
+					sum := saltedSum(p.Salt, lv[int64(j)*hb:int64(j+1)*hb])
 					if !bytes.Equal(sum, up[j*digestSize:(j+1)*digestSize]) {
 						return fmt.Errorf("hash block %d of %s (tree level %d) does not match its hash", g.levelStart[i]+int64(j), hashName, i)
 					}

@@ -170,7 +170,7 @@ func ReadSuperblock(r io.ReaderAt, off int64) (Superblock, error) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return Superblock{}, fmt.Errorf("read verity superblock at offset %d: %w", off, err)
+		return Superblock{}, fmt.Errorf("read verity superblock at offset %d (hash area truncated, or wrong offset?): %w", off, err)
 	}
 	return parseSuperblock(b, off)
 }
