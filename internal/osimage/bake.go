@@ -41,15 +41,9 @@ func Bake(ctx context.Context, req Request) error {
 	}
 	defer os.RemoveAll(dir)
 
-	usrImg := req.Usr
-	if st, err := os.Stat(req.Usr); err != nil {
-		return fmt.Errorf("bake: --usr %s: %w", req.Usr, err)
-	} else if st.IsDir() {
-		usrImg = filepath.Join(dir, "usr.erofs")
-		w, _ := fsimage.New("erofs")
-		if err := w.Write(ctx, req.Usr, usrImg, fsimage.Options{Epoch: req.Epoch, Seed: "usr", StageDir: dir}); err != nil {
-			return fmt.Errorf("bake: build /usr erofs from %s: %w", req.Usr, err)
-		}
+	usrImg, err := usrImage(ctx, dir, req)
+	if err != nil {
+		return fmt.Errorf("bake: %w", err)
 	}
 	payloadPath := filepath.Join(dir, "usr.payload")
 	pf, err := os.Create(payloadPath)

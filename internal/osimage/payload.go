@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+
+	"github.com/stratalinux/strata/internal/fsimage"
 )
 
 // DetectFS names the filesystem of a /usr image by its magic: erofs (0xE0F5E1E2 at 1024) or squashfs
@@ -97,4 +100,54 @@ func ReadPayloadRecord(r io.ReaderAt, size int64) (Record, error) {
 		return rec, fmt.Errorf("payload is %d bytes, its record describes %d (truncated or padded)", size, rec.PayloadSize())
 	}
 	return rec, nil
+}
+
+// BuildPayload writes the payload of req.Usr (a tree, built as erofs, or an image) to out (temp + rename).
+func BuildPayload(ctx context.Context, req Request, out string) (Record, error) {
+	if req.Arch == "" {
+		req.Arch = "x86-64"
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(out), ".strata-os-payload-")
+	if err != nil {
+		return Record{}, fmt.Errorf("payload %s: %w", out, err)
+	}
+	defer os.RemoveAll(dir)
+	img, err := usrImage(ctx, dir, req)
+	if err != nil {
+		return Record{}, err
+	}
+	tmp := filepath.Join(dir, "payload")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return Record{}, err
+	}
+	defer f.Close()
+	rec, err := WritePayload(ctx, img, PayloadInfo{Version: req.Version, Arch: req.Arch}, f)
+	if err != nil {
+		return Record{}, fmt.Errorf("payload: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return Record{}, err
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return Record{}, fmt.Errorf("payload: %w", err)
+	}
+	return rec, syncDir(filepath.Dir(out))
+}
+
+// usrImage is req.Usr as a filesystem image: the image itself, or an erofs built from the tree in dir.
+func usrImage(ctx context.Context, dir string, req Request) (string, error) {
+	st, err := os.Stat(req.Usr)
+	if err != nil {
+		return "", fmt.Errorf("--usr %s: %w", req.Usr, err)
+	}
+	if !st.IsDir() {
+		return req.Usr, nil
+	}
+	img := filepath.Join(dir, "usr.erofs")
+	w, _ := fsimage.New("erofs")
+	if err := w.Write(ctx, req.Usr, img, fsimage.Options{Epoch: req.Epoch, Seed: "usr", StageDir: dir}); err != nil {
+		return "", fmt.Errorf("build /usr erofs from %s: %w", req.Usr, err)
+	}
+	return img, nil
 }
