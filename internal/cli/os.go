@@ -25,7 +25,7 @@ func newOSCommand(env *Env) *cobra.Command {
 with a dm-verity protected /usr, and install, commit and roll back /usr slots on
 it. Every slot command works on the booted disk or on an image file (--disk).`,
 	}
-	cmd.AddCommand(newOSBakeCommand(env), newOSPayloadCommand(env), newOSInspectCommand(env), newOSStatusCommand(env),
+	cmd.AddCommand(newOSBakeCommand(env), newOSAddSysextCommand(env), newOSPayloadCommand(env), newOSInspectCommand(env), newOSStatusCommand(env),
 		newOSInstallCommand(env), newOSMarkGoodCommand(env), newOSRollbackCommand(env))
 	return cmd
 }
@@ -71,6 +71,24 @@ func newOSBakeCommand(env *Env) *cobra.Command {
 	f.Int64Var(&req.Epoch, "epoch", 0, "timestamp of every file in the images (SOURCE_DATE_EPOCH)")
 	f.StringVar(&req.Output, "output", "", "the disk image to write")
 	f.StringVar(&payloadOut, "usr-payload", "", "write only the /usr slot payload (for os install) to this file")
+	return cmd
+}
+
+func newOSAddSysextCommand(env *Env) *cobra.Command {
+	var epoch int64
+	cmd := &cobra.Command{
+		Use:   "add-sysext DISK IMAGE...",
+		Short: "Add extension images to ROOT of an existing OS disk image (merged on the next boot)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := osimage.AddExtensions(cmdContext(cmd), args[0], args[1:], epoch); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "added %d extension(s) to %s\n", len(args)-1, args[0])
+			return nil
+		},
+	}
+	cmd.Flags().Int64Var(&epoch, "epoch", 0, "timestamp of every file in the rebuilt ROOT")
 	return cmd
 }
 

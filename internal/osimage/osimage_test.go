@@ -380,3 +380,25 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestAddExtensions: adding an extension to a baked disk gives the bytes of baking it in.
+func TestAddExtensions(t *testing.T) {
+	d1, d2 := t.TempDir(), t.TempDir()
+	ext := filepath.Join(t.TempDir(), "tools.raw")
+	if err := os.WriteFile(ext, bytes.Repeat([]byte("y"), 5000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	with := bake(t, d1, "1.0.0", ext)
+	later := bake(t, d2, "1.0.0")
+	if err := AddExtensions(context.Background(), later, []string{ext}, 0); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(with)
+	b, _ := os.ReadFile(later)
+	if !bytes.Equal(a, b) {
+		t.Fatal("bake --sysext and AddExtensions differ")
+	}
+	if err := AddExtensions(context.Background(), later, []string{ext}, 0); err == nil || !strings.Contains(err.Error(), "already holds /var/lib/extensions/tools.raw") {
+		t.Fatalf("second add: %v", err)
+	}
+}

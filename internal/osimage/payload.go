@@ -61,8 +61,7 @@ func WritePayload(ctx context.Context, fsImage string, info PayloadInfo, w io.Wr
 	}
 	imgSum := h.Sum(nil)
 	salt := sha256.Sum256(append([]byte("strata-osimage-salt\x00"), imgSum...))
-	var uuid [16]byte
-	uuid = [16]byte(DeriveGUID(hex.EncodeToString(imgSum), "verity"))
+	uuid := [16]byte(DeriveGUID(hex.EncodeToString(imgSum), "verity"))
 	// The tree is computed from what was written, so the payload verifies against itself.
 	ra, ok := w.(io.ReaderAt)
 	if !ok {
