@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stratalinux/strata/internal/fsimage"
+	"github.com/stratalinux/strata/internal/gpt"
+	"github.com/stratalinux/strata/internal/slot"
 )
 
 // Request is what Bake builds a disk from.
@@ -65,7 +67,7 @@ func Bake(ctx context.Context, req Request) error {
 		return err
 	}
 	sizes := req.Sizes.withDefaults()
-	espImg, err := buildESP(ctx, dir, req, sizes.ESP)
+	espImg, err := buildESP(ctx, dir, req, sizes.ESP, KernelCmdline(slot.USRA, rec))
 	if err != nil {
 		return err
 	}
@@ -134,6 +136,15 @@ func Bake(ctx context.Context, req Request) error {
 	return syncDir(filepath.Dir(req.Output))
 }
 
+// KernelCmdline is the command line that pins a slot and its root hash (Flatcar's and systemd's
+// mode: the command line is the trust anchor). Bake writes slot A's to EFI-SYSTEM /strata/cmdline for a
+// boot loader with one entry per slot; with one shared kernel and command line the initrd takes the
+// root hash from the slot record instead (protects against corruption, not against a disk writer).
+func KernelCmdline(partUUID gpt.GUID, rec Record) string {
+	return "mount.usr=/dev/mapper/usr verity.usr=PARTUUID=" + partUUID.String() + " verity.usrhash=" + rec.RootHash +
+		" mount.usrfstype=" + rec.FS + " mount.usrflags=ro root=LABEL=ROOT"
+}
+
 // buildRoot is ROOT's ext4: each extension in /var/lib/extensions/, where systemd-sysext and Strata's
 // merge engine (in the initrd) find it on the first boot.
 func buildRoot(ctx context.Context, dir string, req Request) (string, error) {
@@ -173,7 +184,7 @@ func setExt4Label(w io.WriterAt, partStart int64, label string) error {
 }
 
 // buildESP makes the FAT EFI system partition with mkfs.fat and mcopy (dosfstools, mtools).
-func buildESP(ctx context.Context, dir string, req Request, size int64) (string, error) {
+func buildESP(ctx context.Context, dir string, req Request, size int64, cmdline string) (string, error) {
 	for _, tool := range []string{"mkfs.fat", "mcopy", "mmd"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return "", fmt.Errorf("bake: %s not found: the EFI system partition needs dosfstools and mtools (apt-get install dosfstools mtools)", tool)
@@ -198,7 +209,13 @@ func buildESP(ctx context.Context, dir string, req Request, size int64) (string,
 	if err := run("mmd", "-i", img, "::/strata"); err != nil {
 		return "", err
 	}
-	for name, src := range map[string]string{"vmlinuz": req.Kernel, "initrd": req.Initrd} {
+	cmdlineFile := filepath.Join(dir, "cmdline")
+	if err := os.WriteFile(cmdlineFile, []byte(cmdline+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	// A fixed order: the FAT directory lists files in the order they were copied.
+	for _, e := range []struct{ name, flag, src string }{{"vmlinuz", "kernel", req.Kernel}, {"initrd", "initrd", req.Initrd}, {"cmdline", "cmdline", cmdlineFile}} {
+		name, src := e.name, e.src
 		if src == "" {
 			continue
 		}
@@ -206,7 +223,7 @@ func buildESP(ctx context.Context, dir string, req Request, size int64) (string,
 		staged := filepath.Join(dir, "esp-"+name)
 		b, err := os.ReadFile(src)
 		if err != nil {
-			return "", fmt.Errorf("bake: --%s: %w", map[string]string{"vmlinuz": "kernel", "initrd": "initrd"}[name], err)
+			return "", fmt.Errorf("bake: --%s: %w", e.flag, err)
 		}
 		if err := os.WriteFile(staged, b, 0o644); err != nil {
 			return "", err

@@ -402,3 +402,36 @@ func TestAddExtensions(t *testing.T) {
 		t.Fatalf("second add: %v", err)
 	}
 }
+
+func TestBakeCmdlineOnESP(t *testing.T) {
+	needTools(t, "mtype")
+	dir := t.TempDir()
+	disk := bake(t, dir, "1.0.0")
+	f, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tb, _ := readTable(t, f)
+	rec, err := ReadRecord(f, tb.ByIndex(IndexUSRA).Start(), tb.ByIndex(IndexUSRA).Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	esp := tb.ByIndex(IndexESP)
+	b := make([]byte, esp.Size())
+	if _, err := f.ReadAt(b, esp.Start()); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "esp.img")
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := run(t, "mtype", "-i", img, "::/strata/cmdline")
+	want := "verity.usr=PARTUUID=7130c94a-213a-4e5a-8e26-6cce9662f132 verity.usrhash=" + rec.RootHash
+	if !strings.Contains(out, want) {
+		t.Fatalf("cmdline %q lacks %q", out, want)
+	}
+	if k := run(t, "mtype", "-i", img, "::/strata/vmlinuz"); k != "not really a kernel" {
+		t.Fatalf("kernel on ESP: %q", k)
+	}
+}
