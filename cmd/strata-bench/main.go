@@ -94,6 +94,7 @@ var extraBenches = []func(ctx context.Context, strataBin, workDir string, quick 
 	updateBench,
 	flakeBench,
 	startupBench,
+	bench.OSInstall,
 }
 
 const mergeNotes = `Each case: N extensions (10 scripts in usr/bin and ten 2 KiB files each,

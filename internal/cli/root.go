@@ -133,6 +133,7 @@ var subcommands = []struct {
 	{"bake", newBakeCommand},
 	{"lint", newLintCommand},
 	{"inspect", newInspectCommand},
+	{"os", newOSCommand},
 	{"flake", newFlakeCommand},
 	{"sysupdate", func(env *Env) *cobra.Command { return newSysupdateCommand(env, "sysupdate") }},
 	{"publish", newPublishCommand},

@@ -1,0 +1,427 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stratalinux/strata/internal/gpt"
+	"github.com/stratalinux/strata/internal/osimage"
+	"github.com/stratalinux/strata/internal/slot"
+)
+
+// newOSCommand is `strata os`: the OS disk image and its A/B /usr slots. (`os initrd` lives in
+// osinitrd.go and joins with one AddCommand line here.)
+func newOSCommand(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "os",
+		Short: "Bake OS disk images and manage their A/B /usr slots",
+		Long: `Bake an OS disk image in Flatcar's layout (EFI-SYSTEM, USR-A, USR-B, OEM, ROOT)
+with a dm-verity protected /usr, and install, commit and roll back /usr slots on
+it. Every slot command works on the booted disk or on an image file (--disk).`,
+	}
+	cmd.AddCommand(newOSBakeCommand(env), newOSAddSysextCommand(env), newOSPayloadCommand(env), newOSInspectCommand(env), newOSStatusCommand(env),
+		newOSInstallCommand(env), newOSMarkGoodCommand(env), newOSRollbackCommand(env))
+	return cmd
+}
+
+func newOSBakeCommand(env *Env) *cobra.Command {
+	var req osimage.Request
+	var usrMiB, rootMiB, espMiB, oemMiB int64
+	var payloadOut string
+	cmd := &cobra.Command{
+		Use:   "bake --usr DIR|IMAGE --kernel FILE --output DISK",
+		Short: "Build an OS disk image from a /usr tree or image, a kernel and extensions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmdContext(cmd)
+			if req.Usr == "" {
+				return fmt.Errorf("os bake: --usr DIR|IMAGE is required")
+			}
+			if payloadOut != "" {
+				return writeOSPayload(ctx, env, req, payloadOut)
+			}
+			if req.Kernel == "" || req.Output == "" {
+				return fmt.Errorf("os bake: --kernel FILE and --output DISK are required (or --usr-payload FILE for a payload only)")
+			}
+			req.Sizes = osimage.Sizes{ESP: espMiB * osimage.MiB, USR: usrMiB * osimage.MiB, OEM: oemMiB * osimage.MiB, Root: rootMiB * osimage.MiB}
+			if err := osimage.Bake(ctx, req); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "baked %s (slot A: %s)\n", req.Output, req.Version)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Usr, "usr", "", "the /usr tree (built as erofs) or an erofs/squashfs image")
+	f.StringVar(&req.Kernel, "kernel", "", "kernel image, copied to EFI-SYSTEM /strata/vmlinuz")
+	f.StringVar(&req.Initrd, "initrd", "", "initrd, copied to EFI-SYSTEM /strata/initrd")
+	f.StringVar(&req.Version, "version", "0.0.0", "version of slot A's /usr")
+	f.StringVar(&req.Arch, "arch", "x86-64", "architecture recorded in the slot")
+	f.StringSliceVar(&req.Sysext, "sysext", nil, "extension image placed on ROOT in /var/lib/extensions/ (repeatable)")
+	f.Int64Var(&usrMiB, "usr-size", 0, "size of each /usr slot in MiB (default 256)")
+	f.Int64Var(&rootMiB, "root-size", 0, "size of ROOT in MiB (default 128)")
+	f.Int64Var(&espMiB, "esp-size", 0, "size of EFI-SYSTEM in MiB (default 64)")
+	f.Int64Var(&oemMiB, "oem-size", 0, "size of OEM in MiB (default 16)")
+	f.Int64Var(&req.Epoch, "epoch", 0, "timestamp of every file in the images (SOURCE_DATE_EPOCH)")
+	f.StringVar(&req.Output, "output", "", "the disk image to write")
+	f.StringVar(&payloadOut, "usr-payload", "", "write only the /usr slot payload (for os install) to this file")
+	return cmd
+}
+
+func newOSAddSysextCommand(env *Env) *cobra.Command {
+	var epoch int64
+	cmd := &cobra.Command{
+		Use:   "add-sysext DISK IMAGE...",
+		Short: "Add extension images to ROOT of an existing OS disk image (merged on the next boot)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := osimage.AddExtensions(cmdContext(cmd), args[0], args[1:], epoch); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "added %d extension(s) to %s\n", len(args)-1, args[0])
+			return nil
+		},
+	}
+	cmd.Flags().Int64Var(&epoch, "epoch", 0, "timestamp of every file in the rebuilt ROOT")
+	return cmd
+}
+
+func newOSPayloadCommand(env *Env) *cobra.Command {
+	var req osimage.Request
+	cmd := &cobra.Command{
+		Use:   "payload --usr DIR|IMAGE --version V OUTPUT",
+		Short: "Write a /usr slot payload (fs image + verity tree + record) for os install",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if req.Usr == "" {
+				return fmt.Errorf("os payload: --usr DIR|IMAGE is required")
+			}
+			return writeOSPayload(cmdContext(cmd), env, req, args[0])
+		},
+	}
+	cmd.Flags().StringVar(&req.Usr, "usr", "", "the /usr tree (built as erofs) or an erofs/squashfs image")
+	cmd.Flags().StringVar(&req.Version, "version", "0.0.0", "version recorded in the payload")
+	cmd.Flags().StringVar(&req.Arch, "arch", "x86-64", "architecture recorded in the payload")
+	cmd.Flags().Int64Var(&req.Epoch, "epoch", 0, "timestamp of every file when building from a tree")
+	return cmd
+}
+
+func writeOSPayload(ctx context.Context, env *Env, req osimage.Request, out string) error {
+	rec, err := osimage.BuildPayload(ctx, req, out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "wrote %s (%s %s, %d bytes, sha256 of body %s, verity root %s)\n", out, rec.FS, rec.Version, rec.PayloadSize(), rec.SHA256, rec.RootHash)
+	return nil
+}
+
+// osDisk is the disk a slot command works on.
+type osDisk struct {
+	f      *os.File
+	path   string
+	size   int64
+	booted string
+}
+
+type osDiskFlags struct {
+	disk, booted string
+}
+
+func (d *osDiskFlags) bind(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&d.disk, "disk", "", "work on this disk image file instead of the booted disk")
+	cmd.Flags().StringVar(&d.booted, "booted", "", "with --disk: the slot taken as booted, A or B (default: the one the boot loader would pick)")
+}
+
+func (d *osDiskFlags) open(write bool) (*osDisk, error) {
+	flag := os.O_RDONLY
+	if write {
+		flag = os.O_RDWR
+	}
+	path, bootedIdx := d.disk, 0
+	if path == "" {
+		if d.booted != "" {
+			return nil, fmt.Errorf("--booted needs --disk FILE (on the running system the booted slot is read from /usr's device)")
+		}
+		var err error
+		if path, bootedIdx, err = osimage.RunningDisk("/"); err != nil {
+			return nil, err
+		}
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open disk: %w", err)
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("size of %s: %w", path, err)
+	}
+	t, err := gpt.Read(f, size)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	booted := d.booted
+	if bootedIdx > 0 {
+		for _, s := range slot.Slots(t) {
+			if s.Index == bootedIdx {
+				booted = s.Name
+			}
+		}
+	}
+	if booted, err = osimage.Booted(t, booted); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &osDisk{f: f, path: path, size: size, booted: booted}, nil
+}
+
+type osReport struct {
+	Disk       string             `json:"disk"`
+	DiskGUID   string             `json:"disk_guid"`
+	Size       int64              `json:"size"`
+	FromBackup bool               `json:"from_backup_gpt,omitempty"`
+	Partitions []osPartition      `json:"partitions,omitempty"`
+	Booted     string             `json:"booted,omitempty"`
+	Next       string             `json:"next,omitempty"`
+	Slots      []osimage.SlotInfo `json:"slots"`
+}
+
+type osPartition struct {
+	Index      int    `json:"number"`
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	UUID       string `json:"partuuid"`
+	Start      int64  `json:"start"`
+	Size       int64  `json:"size"`
+	Attributes string `json:"attributes"`
+}
+
+func osReportOf(r io.ReaderAt, path string, size int64, withParts bool) (*osReport, error) {
+	t, err := gpt.Read(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	rep := &osReport{Disk: path, DiskGUID: t.DiskGUID.String(), Size: size, FromBackup: t.FromBackup, Slots: osimage.Slots(r, t)}
+	if withParts {
+		for _, p := range t.Partitions {
+			rep.Partitions = append(rep.Partitions, osPartition{p.Index, p.Name, p.Type.String(), p.UUID.String(), p.Start(), p.Size(), fmt.Sprintf("%016x", p.Attributes)})
+		}
+	}
+	if n, _, err := slot.Next(slot.Slots(t)); err == nil {
+		rep.Next = n.Name
+	}
+	return rep, nil
+}
+
+func printOSSlots(w io.Writer, slots []osimage.SlotInfo) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLOT\tPART\tVERSION\tPRIORITY\tTRIES\tSUCCESSFUL\tROOT HASH")
+	for _, s := range slots {
+		version, root := "-", "-"
+		if s.Record != nil {
+			version, root = s.Record.Version, s.Record.RootHash
+		} else if s.RecordErr != "" {
+			version = "(bad record)"
+		}
+		ok := "no"
+		if s.Successful {
+			ok = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\n", s.Name, s.Index, version, s.Priority, s.Tries, ok, root)
+	}
+	tw.Flush()
+}
+
+func newOSInspectCommand(env *Env) *cobra.Command {
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "inspect DISK",
+		Short: "Print an OS disk's layout, each slot's version, attributes and verity root hash",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := os.Open(args[0])
+			if err != nil {
+				return fmt.Errorf("os inspect: %w", err)
+			}
+			defer f.Close()
+			size, err := f.Seek(0, io.SeekEnd)
+			if err != nil {
+				return err
+			}
+			rep, err := osReportOf(f, args[0], size, true)
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				return writeJSON(env.Stdout, "pretty", rep)
+			}
+			fmt.Fprintf(env.Stdout, "disk %s, %d MiB, GUID %s\n", filepath.Base(args[0]), size>>20, rep.DiskGUID)
+			if rep.FromBackup {
+				fmt.Fprintln(env.Stdout, "primary GPT damaged, read from the backup")
+			}
+			tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "#\tNAME\tTYPE\tPARTUUID\tSTART\tSIZE\tATTRIBUTES")
+			for _, p := range rep.Partitions {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", p.Index, p.Name, p.Type, p.UUID, p.Start, p.Size, p.Attributes)
+			}
+			tw.Flush()
+			fmt.Fprintln(env.Stdout)
+			printOSSlots(env.Stdout, rep.Slots)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func newOSStatusCommand(env *Env) *cobra.Command {
+	var d osDiskFlags
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the booted slot and both slots' versions and priority/tries/successful",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			disk, err := d.open(false)
+			if err != nil {
+				return err
+			}
+			defer disk.f.Close()
+			rep, err := osReportOf(disk.f, disk.path, disk.size, false)
+			if err != nil {
+				return err
+			}
+			rep.Booted = disk.booted
+			if jsonOut {
+				return writeJSON(env.Stdout, "pretty", rep)
+			}
+			fmt.Fprintf(env.Stdout, "booted: %s\nnext:   %s\n\n", rep.Booted, orDash(rep.Next))
+			printOSSlots(env.Stdout, rep.Slots)
+			return nil
+		},
+	}
+	d.bind(cmd)
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the status as JSON")
+	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newOSInstallCommand(env *Env) *cobra.Command {
+	var d osDiskFlags
+	var sum, arch string
+	cmd := &cobra.Command{
+		Use:   "install PAYLOAD",
+		Short: "Write a /usr payload to the inactive slot, verify it, then arm it for the next boot",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := os.Open(args[0])
+			if err != nil {
+				return fmt.Errorf("os install: %w", err)
+			}
+			defer p.Close()
+			psize, err := p.Seek(0, io.SeekEnd)
+			if err != nil {
+				return err
+			}
+			disk, err := d.open(true)
+			if err != nil {
+				return err
+			}
+			defer disk.f.Close()
+			res, err := osimage.Install(cmdContext(cmd), disk.f, disk.size, p, psize, osimage.InstallOptions{Booted: disk.booted, Arch: arch, SHA256: sum})
+			if err != nil {
+				return fmt.Errorf("os install %s: %w", args[0], err)
+			}
+			fmt.Fprintf(env.Stdout, "installed %s into slot %s (booted: %s); slot %s boots next, once\n", res.Record.Version, res.Target, res.Booted, res.Target)
+			return nil
+		},
+	}
+	d.bind(cmd)
+	cmd.Flags().StringVar(&sum, "sha256", "", "expected SHA-256 (hex) of the payload file")
+	cmd.Flags().StringVar(&arch, "arch", "x86-64", "refuse payloads for another architecture (empty: do not check)")
+	return cmd
+}
+
+func newOSMarkGoodCommand(env *Env) *cobra.Command {
+	var d osDiskFlags
+	var checks, units []string
+	cmd := &cobra.Command{
+		Use:   "mark-good",
+		Short: "After the health checks pass, mark the booted slot successful",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var cs []osimage.Check
+			for _, c := range checks {
+				cs = append(cs, osimage.CommandCheck(c))
+			}
+			for _, u := range units {
+				cs = append(cs, osimage.UnitCheck(u))
+			}
+			disk, err := d.open(true)
+			if err != nil {
+				return err
+			}
+			defer disk.f.Close()
+			if err := osimage.RunChecks(cmdContext(cmd), cs); err != nil {
+				return fmt.Errorf("os mark-good: slot %s stays unmarked: %w", disk.booted, err)
+			}
+			err = osimage.Update(disk.f, disk.size, func(_ *gpt.Table, s []slot.Slot) ([]slot.Slot, error) {
+				return slot.MarkGood(s, disk.booted), nil
+			})
+			if err != nil {
+				return fmt.Errorf("os mark-good: %w", err)
+			}
+			fmt.Fprintf(env.Stdout, "slot %s marked good\n", disk.booted)
+			return nil
+		},
+	}
+	d.bind(cmd)
+	cmd.Flags().StringArrayVar(&checks, "check", nil, "health check command line that must exit 0 (repeatable)")
+	cmd.Flags().StringArrayVar(&units, "unit", nil, "systemd unit that must be active (repeatable)")
+	return cmd
+}
+
+func newOSRollbackCommand(env *Env) *cobra.Command {
+	var d osDiskFlags
+	cmd := &cobra.Command{
+		Use:   "rollback",
+		Short: "Make the other, known-good slot boot next",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			disk, err := d.open(true)
+			if err != nil {
+				return err
+			}
+			defer disk.f.Close()
+			var other string
+			err = osimage.Update(disk.f, disk.size, func(_ *gpt.Table, s []slot.Slot) ([]slot.Slot, error) {
+				if err := slot.CanRollback(s, disk.booted); err != nil {
+					return nil, err
+				}
+				o, _ := slot.Other(s, disk.booted)
+				other = o.Name
+				return slot.Rollback(s, disk.booted), nil
+			})
+			if err != nil {
+				return fmt.Errorf("os rollback: %w", err)
+			}
+			fmt.Fprintf(env.Stdout, "slot %s boots next (was booted: %s)\n", other, disk.booted)
+			return nil
+		},
+	}
+	d.bind(cmd)
+	return cmd
+}
