@@ -335,13 +335,21 @@ func (x *extractor) cleanName(name string) (string, error) {
 	return strings.Join(parts[x.opt.Strip:], "/"), nil
 }
 
-// linkEscapes tells whether a symlink at p pointing to target leaves the
-// tree.
-func linkEscapes(p, target string) bool {
+// LinkEscapes tells whether a symlink at link (a slash path relative to
+// the tree's root, e.g. "usr/bin/x") pointing to target leaves the tree.
+// An empty or absolute target counts as escaping: on disk it would resolve
+// outside the tree, so callers that resolve absolute targets inside the tree
+// (an image's own root) check those separately.
+//
+// It is the one symlink-escape rule: archive refuses such links when
+// unpacking and lint reports them in a baked tree.
+func LinkEscapes(link, target string) bool {
 	if target == "" || strings.HasPrefix(target, "/") {
 		return true
 	}
-	depth := strings.Count(p, "/")
+	// The link's own directory sets the starting depth: "usr/bin/x" may
+	// climb two levels.
+	depth := strings.Count(path.Clean(link), "/")
 	for _, c := range strings.Split(target, "/") {
 		switch c {
 		case "", ".":
@@ -382,7 +390,7 @@ func (x *extractor) add(name string, kind entryKind, mode fs.FileMode, link stri
 		}
 		return nil
 	case kindSymlink:
-		if linkEscapes(p, link) {
+		if LinkEscapes(p, link) {
 			return &UnsafeError{name, fmt.Sprintf("symlink to %q points outside the tree", link)}
 		}
 		if err := x.root.Symlink(link, p); err != nil {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/stratalinux/strata/internal/archive"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/release"
 )
@@ -235,7 +236,7 @@ func (l *linter) walk(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("reading link %s: %w", p, err)
 			}
-			if !strings.HasPrefix(target, "/") && escapes(path.Dir(p), target) {
+			if !strings.HasPrefix(target, "/") && archive.LinkEscapes(p, target) {
 				l.add(Error, RuleSymlinkEsc, p, "symlink to %q points outside the image", target)
 			}
 			return nil
@@ -308,28 +309,6 @@ func (l *linter) dropinDir(dir string) {
 			l.add(Warning, RuleDropinSuffix, dir+"/"+e.Name(), "drop-in does not end in .conf: systemd ignores it")
 		}
 	}
-}
-
-// escapes tells whether a relative link target, resolved from dir, climbs
-// above the image root.
-func escapes(dir, target string) bool {
-	depth := 0
-	if dir != "." {
-		depth = strings.Count(dir, "/") + 1
-	}
-	for _, c := range strings.Split(target, "/") {
-		switch c {
-		case "", ".":
-		case "..":
-			depth--
-			if depth < 0 {
-				return true
-			}
-		default:
-			depth++
-		}
-	}
-	return false
 }
 
 func (l *linter) release() {

@@ -153,23 +153,6 @@ func TestDynamicELF(t *testing.T) {
 	}
 }
 
-func TestEscapes(t *testing.T) {
-	for _, c := range []struct {
-		dir, target string
-		want        bool
-	}{
-		{"usr/bin", "../lib/x", false},
-		{"usr/bin", "../../x", false},
-		{"usr/bin", "../../../x", true},
-		{".", "..", true},
-		{"usr", "a/../../..", true},
-	} {
-		if got := escapes(c.dir, c.target); got != c.want {
-			t.Errorf("escapes(%q,%q)=%v", c.dir, c.target, got)
-		}
-	}
-}
-
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
