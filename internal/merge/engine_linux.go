@@ -649,7 +649,7 @@ func (e *Engine) buildOverlay(staging string, plan Plan, hp HierarchyPlan, subs 
 		return -1, err
 	}
 	flags, data := SplitOptions(hp.Flags, hp.Options)
-	if err := unix.Mount(e.Class.MountSource(), mnt, "overlay", flags, data); err != nil {
+	if err := mountOverlay(e.Class.MountSource(), mnt, flags, data); err != nil {
 		return -1, fmt.Errorf("failed to mount %s (type overlay) on %s (%s): %w", e.Class.MountSource(), hp.Target, hp.Options, err)
 	}
 	var st unix.Stat_t

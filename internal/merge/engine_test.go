@@ -621,3 +621,39 @@ func TestSubmountsAreCarried(t *testing.T) {
 	}
 	checkClean(t, root, root)
 }
+
+// Many layers under a long root make the overlay options longer than the
+// page mount(2) copies; the merge must still show every layer.
+func TestManyLayersUnderALongRoot(t *testing.T) {
+	if !privtest.InMountNS(t) {
+		return
+	}
+	base := exttest.Root(t, exttest.DefaultOSRelease)
+	root := filepath.Join(base, strings.Repeat("long-directory-name-", 4))
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "usr/lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "usr/lib/os-release"), []byte(exttest.DefaultOSRelease), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ext := filepath.Join(root, "var/lib/extensions")
+	const n = 60
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("extension-with-a-long-name-%02d", i)
+		exttest.SysextTree(t, filepath.Join(ext, name), name, anyRelease, map[string]string{"usr/bin/" + name: name})
+	}
+	e := newEngine(t, root, imageclass.Sysext)
+	if _, err := e.Merge(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(filepath.Join(root, "usr/bin"))
+	if err != nil || len(ents) != n {
+		t.Fatalf("%d files in the merged usr/bin (%v), want %d", len(ents), err, n)
+	}
+	if _, err := e.Unmerge(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
