@@ -15,6 +15,7 @@ import (
 
 	"github.com/stratalinux/strata/internal/fsimage"
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/limitread"
 	"github.com/stratalinux/strata/internal/release"
 )
 
@@ -178,7 +179,17 @@ func readSmall(p string, limit int64) ([]byte, error) {
 	if fi.Size() > limit {
 		return nil, fmt.Errorf("%s is larger than %d bytes", p, limit)
 	}
-	return os.ReadFile(p)
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// Bounded again: the file may have grown since Lstat.
+	data, err := limitread.ReadAll(f, limit)
+	if errors.Is(err, limitread.ErrTooLarge) {
+		return nil, fmt.Errorf("%s is larger than %d bytes", p, limit)
+	}
+	return data, err
 }
 
 // HasUnits tells whether the tree ships any systemd unit or drop-in.

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stratalinux/strata/internal/limitread"
 )
 
 // Client downloads with an http.Client.
@@ -120,12 +122,12 @@ func (c *Client) Bytes(ctx context.Context, rawURL string, limit int64) ([]byte,
 	defer body.Close()
 	r := &stallReader{r: body, d: c.stall(), timer: time.AfterFunc(c.stall(), func() { cancel(errStalled) })}
 	defer r.timer.Stop()
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	data, err := limitread.ReadAll(r, limit)
+	if errors.Is(err, limitread.ErrTooLarge) {
+		return nil, &TooLargeError{URL: rawURL, Limit: limit}
+	}
 	if err != nil {
 		return nil, c.wrap(ctx, rawURL, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, &TooLargeError{URL: rawURL, Limit: limit}
 	}
 	return data, nil
 }

@@ -1,11 +1,12 @@
 package image
 
 import (
+	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
 
+	"github.com/stratalinux/strata/internal/limitread"
 	"github.com/stratalinux/strata/internal/rootfs"
 )
 
@@ -21,19 +22,11 @@ type FSTree struct {
 }
 
 func (t FSTree) ReadFile(name string, limit int64) ([]byte, error) {
-	f, err := t.FS.Open(cleanName(name))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
+	data, err := limitread.ReadFile(t.FS, cleanName(name), limit)
+	if errors.Is(err, limitread.ErrTooLarge) {
 		return nil, fmt.Errorf("%s: %w (limit %d bytes)", name, rootfs.ErrTooLarge, limit)
 	}
-	return data, nil
+	return data, err
 }
 
 func (t FSTree) ReadDir(name string) ([]fs.DirEntry, error) { return t.FS.ReadDir(cleanName(name)) }

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/stratalinux/strata/internal/archive"
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/limitread"
 	"github.com/stratalinux/strata/internal/release"
 )
 
@@ -328,7 +330,10 @@ func (l *linter) release() {
 			continue
 		}
 		found = true
-		data, err := readLimited(l.t, r, 64<<10)
+		data, err := limitread.ReadFile(l.t, r, 64<<10)
+		if errors.Is(err, limitread.ErrTooLarge) {
+			err = fmt.Errorf("larger than %d bytes", 64<<10)
+		}
 		if err == nil {
 			fields, err = release.Parse(data)
 		}
@@ -363,22 +368,6 @@ func (l *linter) release() {
 	if len(l.units) > 0 && fields != nil && fields["EXTENSION_RELOAD_MANAGER"] != "1" && l.opt.Class == imageclass.Sysext {
 		l.add(Warning, RuleUnitReload, l.units[0], "the image ships %d unit file(s) but no EXTENSION_RELOAD_MANAGER=1: systemd will not reload on merge", len(l.units))
 	}
-}
-
-func readLimited(t fs.FS, p string, limit int64) ([]byte, error) {
-	f, err := t.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("larger than %d bytes", limit)
-	}
-	return b, nil
 }
 
 // elves reads the dynamic section of every executable ELF file and flags

@@ -7,13 +7,14 @@ package rootfs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stratalinux/strata/internal/limitread"
 )
 
 // Clean returns root in canonical form ("/" when empty).
@@ -103,7 +104,7 @@ func Stat(root, p string) (os.FileInfo, string, error) {
 }
 
 // ErrTooLarge is returned by ReadFile for files over the limit.
-var ErrTooLarge = errors.New("file too large")
+var ErrTooLarge = limitread.ErrTooLarge
 
 // ReadFile reads p inside root, at most limit bytes.
 func ReadFile(root, p string, limit int64) ([]byte, error) {
@@ -116,12 +117,12 @@ func ReadFile(root, p string, limit int64) ([]byte, error) {
 }
 
 func readLimited(f *os.File, limit int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	data, err := limitread.ReadAll(f, limit)
+	if errors.Is(err, limitread.ErrTooLarge) {
+		return nil, fmt.Errorf("read %s: %w (limit %d bytes)", f.Name(), ErrTooLarge, limit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", f.Name(), err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("read %s: %w (limit %d bytes)", f.Name(), ErrTooLarge, limit)
 	}
 	return data, nil
 }
