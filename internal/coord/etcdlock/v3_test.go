@@ -1,0 +1,68 @@
+package etcdlock
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNewClientEndpoints(t *testing.T) {
+	c, err := NewClient(nil, "http://a:2379, http://b:2379/", "https://c:2379")
+	if err != nil || strings.Join(c.Endpoints, " ") != "http://a:2379 http://b:2379 https://c:2379" {
+		t.Fatalf("%v %v", c, err)
+	}
+	for _, bad := range [][]string{nil, {""}, {" , "}, {"a:2379"}} {
+		if _, err := NewClient(nil, bad...); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestFailoverPastDeadAndLeaderlessMembers: a refused connection and a 503
+// (a member without a leader) send the call to the next member; a 4xx is
+// the answer and is not retried elsewhere.
+func TestFailoverPastDeadAndLeaderlessMembers(t *testing.T) {
+	members, _ := startCluster(t, 1)
+	leaderless := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, `{"error":"etcdserver: no leader"}`, http.StatusServiceUnavailable)
+	}))
+	defer leaderless.Close()
+	dead := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	cli := newClient(t, dead, leaderless.URL, members[0].client)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cli.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	v, modRev, _, err := cli.Get(ctx, "k")
+	if err != nil || string(v) != "v" || modRev == 0 {
+		t.Fatalf("get: %q %d %v", v, modRev, err)
+	}
+	ok, _, err := cli.CompareAndPut(ctx, "k", modRev+100, []byte("w"))
+	if err != nil || ok {
+		t.Fatalf("stale compare-and-put: ok=%v %v", ok, err)
+	}
+	if ok, _, err := cli.CompareAndPut(ctx, "k", modRev, []byte("w")); err != nil || !ok {
+		t.Fatalf("compare-and-put: ok=%v %v", ok, err)
+	}
+	if ok, _, err := cli.CompareAndPut(ctx, "absent", 0, []byte("x")); err != nil || !ok {
+		t.Fatalf("create absent key: ok=%v %v", ok, err)
+	}
+
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "bad request", http.StatusBadRequest)
+	}))
+	defer bad.Close()
+	only := newClient(t, bad.URL, members[0].client)
+	if _, _, _, err := only.Get(ctx, "k"); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("4xx: %v", err)
+	}
+	none := newClient(t, dead)
+	if _, _, _, err := none.Get(ctx, "k"); err == nil || !strings.Contains(err.Error(), "no etcd member answered") {
+		t.Fatalf("all down: %v", err)
+	}
+}
