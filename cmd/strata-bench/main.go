@@ -95,6 +95,7 @@ var extraBenches = []func(ctx context.Context, strataBin, workDir string, quick 
 	flakeBench,
 	startupBench,
 	bench.OSInstall,
+	bench.Verity,
 	bench.EtcdLock,
 }
 
