@@ -26,9 +26,14 @@ type Client struct {
 	// HTTP carries the requests (TLS settings live here); nil is
 	// http.DefaultClient.
 	HTTP *http.Client
+	// Username and Password, when set, authenticate with etcd's auth API
+	// (/v3/auth/authenticate); the token goes in each call's
+	// Authorization header and is renewed when etcd refuses it.
+	Username, Password string
 
-	mu   sync.Mutex
-	good int // index of the endpoint that answered last
+	mu    sync.Mutex
+	good  int // index of the endpoint that answered last
+	token string
 }
 
 // maxResponse bounds one gateway answer: a range of one key plus header.
@@ -65,9 +70,49 @@ func (e *statusError) Error() string {
 	return fmt.Sprintf("etcd %s answered %d: %s", e.endpoint, e.code, e.body)
 }
 
-// post sends one JSON call, failing over between endpoints. It returns the
-// open response for streaming calls (watch); the caller closes it.
+// post sends one JSON call, authenticating first when a user is set. It
+// returns the open response for streaming calls (watch); the caller
+// closes it.
 func (c *Client) post(ctx context.Context, path string, req any) (*http.Response, error) {
+	if c.Username == "" {
+		return c.send(ctx, path, req, "")
+	}
+	for attempt := 0; ; attempt++ {
+		c.mu.Lock()
+		tok := c.token
+		c.mu.Unlock()
+		if tok == "" {
+			var out struct {
+				Token string `json:"token"`
+			}
+			res, err := c.send(ctx, "/v3/auth/authenticate", map[string]string{"name": c.Username, "password": c.Password}, "")
+			if err != nil {
+				return nil, fmt.Errorf("authenticate to etcd as %s: %w", c.Username, err)
+			}
+			err = json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&out)
+			res.Body.Close()
+			if err != nil || out.Token == "" {
+				return nil, fmt.Errorf("authenticate to etcd as %s: no token in the answer (%v)", c.Username, err)
+			}
+			tok = out.Token
+			c.mu.Lock()
+			c.token = tok
+			c.mu.Unlock()
+		}
+		res, err := c.send(ctx, path, req, tok)
+		var se *statusError
+		if attempt == 0 && errors.As(err, &se) && (se.code == http.StatusUnauthorized || strings.Contains(se.body, "invalid auth token")) {
+			c.mu.Lock()
+			c.token = ""
+			c.mu.Unlock()
+			continue
+		}
+		return res, err
+	}
+}
+
+// send sends one JSON call, failing over between endpoints.
+func (c *Client) send(ctx context.Context, path string, req any, token string) (*http.Response, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -88,6 +133,9 @@ func (c *Client) post(ctx context.Context, path string, req any) (*http.Response
 			return nil, err
 		}
 		hr.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			hr.Header.Set("Authorization", token)
+		}
 		res, err := hc.Do(hr)
 		if err != nil {
 			if ctx.Err() != nil {

@@ -66,3 +66,43 @@ func TestFailoverPastDeadAndLeaderlessMembers(t *testing.T) {
 		t.Fatalf("all down: %v", err)
 	}
 }
+
+// TestAuthenticatedEtcd: with auth enabled, calls carry the token from
+// /v3/auth/authenticate; without credentials etcd refuses them.
+func TestAuthenticatedEtcd(t *testing.T) {
+	members, _ := startCluster(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	official := officialClient(t, members[0].client)
+	if _, err := official.RoleAdd(ctx, "root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := official.UserAdd(ctx, "root", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := official.UserGrantRole(ctx, "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := official.AuthEnable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	anon := newClient(t, members[0].client)
+	if _, _, _, err := anon.Get(ctx, Key("")); err == nil {
+		t.Fatal("etcd with auth answered an anonymous read")
+	}
+	cli := newClient(t, members[0].client)
+	cli.Username, cli.Password = "root", "s3cret"
+	l, _ := New(cli, "", "machine-auth", nil)
+	if err := l.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Status(ctx, cli, "")
+	if err != nil || len(s.Holders) != 1 || s.Holders[0] != "machine-auth" {
+		t.Fatalf("status %+v %v", s, err)
+	}
+	wrong := newClient(t, members[0].client)
+	wrong.Username, wrong.Password = "root", "wrong"
+	if _, _, _, err := wrong.Get(ctx, Key("")); err == nil || !strings.Contains(err.Error(), "authenticate to etcd as root") {
+		t.Fatalf("wrong password: %v", err)
+	}
+}
