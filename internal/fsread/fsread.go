@@ -45,17 +45,19 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/stratalinux/strata/internal/fsmagic"
 )
 
-// Format names an image format that Detect recognises.
-type Format string
+// Format names an image format; fsmagic.Detect tells it.
+type Format = fsmagic.Kind
 
 // The image formats systemd-sysext accepts.
 const (
-	Squashfs Format = "squashfs"
-	Erofs    Format = "erofs"
-	Ext4     Format = "ext4"
-	GPT      Format = "gpt"
+	Squashfs = fsmagic.Squashfs
+	Erofs    = fsmagic.Erofs
+	Ext4     = fsmagic.Ext4
+	GPT      = fsmagic.GPT
 )
 
 // Image is an opened extension image.

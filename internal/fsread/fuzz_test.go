@@ -9,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"testing"
+
+	"github.com/stratalinux/strata/internal/fsmagic"
 )
 
 // walkLimits keep one fuzz input's walk short: a hostile image may
@@ -25,7 +27,7 @@ func walkImage(t testing.TB, data []byte, f Format) {
 	r := bytes.NewReader(data)
 	var fsys FS
 	if f == "" || f == GPT {
-		_, _ = Detect(r, int64(len(data)))
+		_, _ = fsmagic.Detect(r, int64(len(data)))
 		img, err := Open(r, int64(len(data)), "x86-64")
 		if err != nil {
 			return

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/stratalinux/strata/internal/fsmagic"
 	"github.com/stratalinux/strata/internal/fsread"
 )
 
@@ -39,11 +40,12 @@ func Open(ctx context.Context, p, arch string) (fsys FS, format string, close fu
 		}
 		return img.FS, format, func() { f.Close() }, nil
 	}
-	format, derr := Detect(f)
+	kind, derr := fsmagic.Detect(f, fi.Size())
 	f.Close()
 	if derr != nil {
 		return nil, "", nil, rerr
 	}
+	format = string(kind)
 	tmp, err := os.MkdirTemp("", "strata-image-")
 	if err != nil {
 		return nil, "", nil, err
