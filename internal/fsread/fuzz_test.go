@@ -25,7 +25,7 @@ const (
 // exercises every read path; it only checks that nothing panics or hangs.
 func walkImage(t testing.TB, data []byte, f Format) {
 	r := bytes.NewReader(data)
-	var fsys FS
+	var fsys XattrFS
 	if f == "" || f == GPT {
 		_, _ = fsmagic.Detect(r, int64(len(data)))
 		img, err := Open(r, int64(len(data)), "x86-64")
@@ -42,7 +42,7 @@ func walkImage(t testing.TB, data []byte, f Format) {
 	walkFS(fsys)
 }
 
-func walkFS(fsys FS) {
+func walkFS(fsys XattrFS) {
 	budget := walkMaxEntries
 	buf := make([]byte, 32<<10)
 	var walk func(dir string, depth int)

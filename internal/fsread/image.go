@@ -67,11 +67,11 @@ func open(r io.ReaderAt, size int64, arch string) (*Image, error) {
 	return &Image{Format: GPT, Partition: &pc, FS: fsys, FSFormat: pf}, nil
 }
 
-func openFS(f Format, r io.ReaderAt, size int64) (FS, error) {
+func openFS(f Format, r io.ReaderAt, size int64) (XattrFS, error) {
 	return openFSLimits(f, r, size, defaultWorkLimits)
 }
 
-func openFSLimits(f Format, r io.ReaderAt, size int64, lim workLimits) (FS, error) {
+func openFSLimits(f Format, r io.ReaderAt, size int64, lim workLimits) (XattrFS, error) {
 	rd := &reader{r: r, size: size, w: newWork(f, lim)}
 	var (
 		b   backend

@@ -102,7 +102,7 @@ func checkImage(t *testing.T, src, path string, want Format, o compareOpts) *Ima
 }
 
 // checkLinks checks link following: inside the image, never out of it.
-func checkLinks(t *testing.T, src string, fsys FS) {
+func checkLinks(t *testing.T, src string, fsys XattrFS) {
 	t.Helper()
 	want, err := os.ReadFile(filepath.Join(src, "usr/bin/tool"))
 	must(t, err)
