@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/lint"
 )
 
@@ -26,7 +27,7 @@ func Bake(ctx context.Context, req Request) (Result, error) {
 	eo := ExecOptions{Progress: req.Progress}
 	if !req.NoLint {
 		eo.Check = func(ctx context.Context) error {
-			fs, err := lint.Run(ctx, os.DirFS(req.Dir).(lint.Tree), lint.Options{
+			fs, err := lint.Run(ctx, os.DirFS(req.Dir).(fsread.FS), lint.Options{
 				Class: req.Class, Name: req.Name, Generated: plan.Generate, Release: plan.Release.Map(), MaxSize: req.MaxSize})
 			if err != nil {
 				return fmt.Errorf("lint %s: %w", req.Dir, err)

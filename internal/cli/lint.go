@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/imagefile"
@@ -75,7 +76,7 @@ func lintPath(ctx context.Context, env *Env, p string, opt lint.Options) (lint.F
 		return nil, err
 	}
 	if fi.IsDir() {
-		return lint.Run(ctx, os.DirFS(p).(lint.Tree), opt)
+		return lint.Run(ctx, os.DirFS(p).(fsread.FS), opt)
 	}
 	fsys, format, closeFS, err := imagefile.Open(ctx, p, "")
 	if err != nil {

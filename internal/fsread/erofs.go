@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"strings"
 	"time"
+
+	"github.com/stratalinux/strata/internal/fsmagic"
 )
 
 // EROFS on-disk constants (include/erofs_fs.h).
@@ -79,11 +81,11 @@ func unsupportedErofs(feature string) error {
 }
 
 func openErofs(rd *reader) (*erofs, error) {
-	sb, err := rd.bytes(erofsMagicOffset, erofsSuperSize)
+	sb, err := rd.bytes(fsmagic.ErofsMagicOffset, erofsSuperSize)
 	if err != nil {
 		return nil, fmt.Errorf("read erofs superblock: %w", err)
 	}
-	if u32(sb[0:]) != erofsMagic {
+	if u32(sb[0:]) != fsmagic.ErofsMagic {
 		return nil, errors.New("erofs: bad magic")
 	}
 	e := &erofs{rd: rd, dirs: newDirCache()}

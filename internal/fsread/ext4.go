@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"strings"
 	"time"
+
+	"github.com/stratalinux/strata/internal/fsmagic"
 )
 
 // ext2/3/4 on-disk constants.
@@ -87,7 +89,7 @@ func openExt4(rd *reader) (*ext4, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read ext4 superblock: %w", err)
 	}
-	if u16(sb[0x38:]) != ext4Magic {
+	if u16(sb[0x38:]) != fsmagic.Ext4Magic {
 		return nil, errors.New("ext4: bad magic")
 	}
 	incompat := u32(sb[0x60:])

@@ -45,17 +45,19 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/stratalinux/strata/internal/fsmagic"
 )
 
-// Format names an image format that Detect recognises.
-type Format string
+// Format names an image format; fsmagic.Detect tells it.
+type Format = fsmagic.Kind
 
 // The image formats systemd-sysext accepts.
 const (
-	Squashfs Format = "squashfs"
-	Erofs    Format = "erofs"
-	Ext4     Format = "ext4"
-	GPT      Format = "gpt"
+	Squashfs = fsmagic.Squashfs
+	Erofs    = fsmagic.Erofs
+	Ext4     = fsmagic.Ext4
+	GPT      = fsmagic.GPT
 )
 
 // Image is an opened extension image.
@@ -65,36 +67,52 @@ type Image struct {
 	// unless Format is GPT.
 	Partition *Partition
 	// FS is the file system: for GPT images, the one in Partition.
-	FS FS
+	FS XattrFS
 	// FSFormat is the format of the file system in FS; for non-GPT images
 	// it equals Format.
 	FSFormat Format
 }
 
-// FS is a read-only view of an image's file system.
+// FS is the one read-only image tree that Strata reads extension images
+// through: an image read in user space (this package), a directory on the
+// host (image.DirTree, os.DirFS) or an extracted image. It is io/fs with
+// Lstat and ReadLink; read whole files with limitread.ReadFile, which
+// bounds them. Extended attributes are the optional XattrFS.
 //
 // Names are slash-separated paths relative to the image root, as io/fs
 // requires (fs.ValidPath). Intermediate path components that are symbolic
 // links are followed, as every POSIX path lookup does, always inside the
 // image. Whether the final component is followed depends on the method:
 // Open, ReadDir, Stat and ReadFile follow it; Lstat, ReadLink and Getxattr
-// do not.
+// do not. The FSs of this package follow symbolic links inside the image
+// root (absolute targets are resolved relative to the image root, ".."
+// clamps at the root) with a limit of 40 links.
 type FS interface {
-	// Open opens the named file, following symbolic links inside the
-	// image root (absolute targets are resolved relative to the image
-	// root, ".." clamps at the root) with a limit of 40 links.
-	fs.FS
 	fs.ReadDirFS
 	// Lstat describes the named file without following it if it is a
-	// symbolic link.
-	Lstat(name string) (fs.FileInfo, error)
-	// ReadLink returns the target of the named symbolic link.
-	ReadLink(name string) (string, error)
+	// symbolic link; ReadLink returns the target of the named symbolic
+	// link.
+	fs.ReadLinkFS
+}
+
+// XattrFS is an FS that reads extended attributes. Every FS this package
+// returns is one, and so is image.DirTree.
+type XattrFS interface {
+	FS
 	// Getxattr returns the value of the extended attribute attr ("user.x",
 	// "trusted.x", "security.x", "system.posix_acl_access") of the named
 	// file without following a final symbolic link. A missing attribute is
 	// an error wrapping ErrNoXattr, which wraps fs.ErrNotExist.
 	Getxattr(name, attr string) ([]byte, error)
+}
+
+// Getxattr returns the extended attribute attr of the named file in fsys;
+// in an FS that is no XattrFS every file has none (ErrNoXattr).
+func Getxattr(fsys FS, name, attr string) ([]byte, error) {
+	if x, ok := fsys.(XattrFS); ok {
+		return x.Getxattr(name, attr)
+	}
+	return nil, &fs.PathError{Op: "getxattr", Path: name, Err: fmt.Errorf("%s: %w", attr, ErrNoXattr)}
 }
 
 // XattrLister is implemented by every FS this package returns; it is kept
@@ -335,7 +353,7 @@ func checkName(name string) error {
 	return nil
 }
 
-// fsys implements FS on top of a backend.
+// fsys implements XattrFS on top of a backend.
 type fsys struct {
 	b      backend
 	format Format
@@ -343,7 +361,7 @@ type fsys struct {
 }
 
 var (
-	_ FS             = (*fsys)(nil)
+	_ XattrFS        = (*fsys)(nil)
 	_ fs.StatFS      = (*fsys)(nil)
 	_ fs.ReadFileFS  = (*fsys)(nil)
 	_ fs.ReadLinkFS  = (*fsys)(nil)
@@ -578,7 +596,7 @@ func (f *fsys) ReadFile(name string) ([]byte, error) {
 	return buf, nil
 }
 
-// Getxattr implements FS.
+// Getxattr implements XattrFS.
 func (f *fsys) Getxattr(name, attr string) ([]byte, error) {
 	n, _, err := f.resolve("getxattr", name, false)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"testing"
+
+	"github.com/stratalinux/strata/internal/fsmagic"
 )
 
 // walkLimits keep one fuzz input's walk short: a hostile image may
@@ -23,9 +25,9 @@ const (
 // exercises every read path; it only checks that nothing panics or hangs.
 func walkImage(t testing.TB, data []byte, f Format) {
 	r := bytes.NewReader(data)
-	var fsys FS
+	var fsys XattrFS
 	if f == "" || f == GPT {
-		_, _ = Detect(r, int64(len(data)))
+		_, _ = fsmagic.Detect(r, int64(len(data)))
 		img, err := Open(r, int64(len(data)), "x86-64")
 		if err != nil {
 			return
@@ -40,7 +42,7 @@ func walkImage(t testing.TB, data []byte, f Format) {
 	walkFS(fsys)
 }
 
-func walkFS(fsys FS) {
+func walkFS(fsys XattrFS) {
 	budget := walkMaxEntries
 	buf := make([]byte, 32<<10)
 	var walk func(dir string, depth int)

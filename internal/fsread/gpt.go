@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf16"
+
+	"github.com/stratalinux/strata/internal/fsmagic"
 )
 
 // Partition is a GPT partition table entry.
@@ -117,7 +119,7 @@ func ReadGPT(r io.ReaderAt, size int64) ([]Partition, error) {
 		if err := rd.readAt(sig, sector); err != nil {
 			return nil, fmt.Errorf("read GPT header: %w", err)
 		}
-		if string(sig) != gptSignature {
+		if string(sig) != fsmagic.GPTSignature {
 			continue
 		}
 		parts, err := readGPTAt(rd, sector, 1)
@@ -145,7 +147,7 @@ func readGPTAt(rd *reader, sector, lba int64) ([]Partition, error) {
 	if err != nil {
 		return nil, err
 	}
-	if string(hdr[:8]) != gptSignature {
+	if string(hdr[:8]) != fsmagic.GPTSignature {
 		return nil, errors.New("no \"EFI PART\" signature")
 	}
 	hsize := u32(hdr[12:])

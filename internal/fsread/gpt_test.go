@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf16"
+
+	"github.com/stratalinux/strata/internal/fsmagic"
 )
 
 const (
@@ -119,7 +121,7 @@ func TestGPT(t *testing.T) {
 	for _, sector := range []int64{512, 4096} {
 		t.Run(fmt.Sprint(sector), func(t *testing.T) {
 			disk := writeGPT(sector, 1<<20/sector, []gptPart{esp, root})
-			if f, err := Detect(bytes.NewReader(disk), int64(len(disk))); err != nil || f != GPT {
+			if f, err := fsmagic.Detect(bytes.NewReader(disk), int64(len(disk))); err != nil || f != GPT {
 				t.Fatalf("Detect = %v, %v", f, err)
 			}
 			parts, err := ReadGPT(bytes.NewReader(disk), int64(len(disk)))

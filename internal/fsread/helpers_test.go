@@ -185,7 +185,7 @@ type compareOpts struct {
 // compareTree checks every file of src against the image: type, mode,
 // owner, link count, mtime, contents, symlink targets, xattrs, device
 // numbers, and directory listings.
-func compareTree(t *testing.T, src string, fsys FS, o compareOpts) {
+func compareTree(t *testing.T, src string, fsys XattrFS, o compareOpts) {
 	t.Helper()
 	inodes := map[uint64]string{} // source ino -> path
 	imgIno := map[string]uint64{}
@@ -263,7 +263,7 @@ func compareTree(t *testing.T, src string, fsys FS, o compareOpts) {
 	}
 }
 
-func compareFile(t *testing.T, path, name string, fsys FS, fi fs.FileInfo) {
+func compareFile(t *testing.T, path, name string, fsys XattrFS, fi fs.FileInfo) {
 	t.Helper()
 	want, err := os.ReadFile(path)
 	must(t, err)
@@ -301,7 +301,7 @@ func compareFile(t *testing.T, path, name string, fsys FS, fi fs.FileInfo) {
 	}
 }
 
-func compareDir(t *testing.T, path, name string, fsys FS, o compareOpts) {
+func compareDir(t *testing.T, path, name string, fsys XattrFS, o compareOpts) {
 	t.Helper()
 	want, err := os.ReadDir(path)
 	must(t, err)
@@ -329,7 +329,7 @@ func compareDir(t *testing.T, path, name string, fsys FS, o compareOpts) {
 	}
 }
 
-func compareXattrs(t *testing.T, path, name string, fsys FS) {
+func compareXattrs(t *testing.T, path, name string, fsys XattrFS) {
 	t.Helper()
 	want := map[string]string{}
 	sz, err := unix.Llistxattr(path, nil)

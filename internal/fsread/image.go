@@ -7,75 +7,9 @@ import (
 	"fmt"
 	"io"
 	"sync"
-)
 
-// Magic numbers and where they sit.
-const (
-	squashfsMagic     = "hsqs"
-	erofsMagic        = 0xE0F5E1E2
-	erofsMagicOffset  = 1024
-	ext4Magic         = 0xEF53
-	ext4MagicOffset   = 1024 + 56
-	gptSignature      = "EFI PART"
-	minFilesystemSize = 2048
+	"github.com/stratalinux/strata/internal/fsmagic"
 )
-
-// Detect sniffs the image format from its magic numbers: squashfs "hsqs"
-// at offset 0, the erofs magic at 1024, the ext2/3/4 magic at 1024+56, or
-// a GPT header ("EFI PART") at LBA 1 for 512- or 4096-byte sectors. An
-// unknown image is an error naming the bytes that were found.
-func Detect(r io.ReaderAt, size int64) (Format, error) {
-	if size < 0 {
-		return "", fmt.Errorf("detect image format: negative size %d", size)
-	}
-	rd := &reader{r: r, size: size}
-	var head [4]byte
-	if size >= 4 {
-		if err := rd.readAt(head[:], 0); err != nil {
-			return "", fmt.Errorf("detect image format: %w", err)
-		}
-		if string(head[:]) == squashfsMagic {
-			return Squashfs, nil
-		}
-	}
-	for _, sector := range []int64{512, 4096} {
-		if size >= 2*sector {
-			var sig [8]byte
-			if err := rd.readAt(sig[:], sector); err != nil {
-				return "", fmt.Errorf("detect image format: %w", err)
-			}
-			if string(sig[:]) == gptSignature {
-				return GPT, nil
-			}
-		}
-	}
-	if size >= erofsMagicOffset+4 {
-		var m [4]byte
-		if err := rd.readAt(m[:], erofsMagicOffset); err != nil {
-			return "", fmt.Errorf("detect image format: %w", err)
-		}
-		if binary.LittleEndian.Uint32(m[:]) == erofsMagic {
-			return Erofs, nil
-		}
-	}
-	if size >= ext4MagicOffset+2 {
-		var m [2]byte
-		if err := rd.readAt(m[:], ext4MagicOffset); err != nil {
-			return "", fmt.Errorf("detect image format: %w", err)
-		}
-		if binary.LittleEndian.Uint16(m[:]) == ext4Magic {
-			return Ext4, nil
-		}
-	}
-	n := min(size, 16)
-	found := make([]byte, n)
-	if n > 0 {
-		if err := rd.readAt(found, 0); err != nil {
-			return "", fmt.Errorf("detect image format: %w", err)
-		}
-	}
-	return "", fmt.Errorf("unknown image format: %d bytes starting with %q (% x); expected squashfs, erofs, ext4 or a GPT disk image", size, found, found)
-}
 
 // Open opens an extension image. A file system image is opened directly.
 // For a GPT disk image Open picks the partition that systemd-dissect would
@@ -98,7 +32,7 @@ func Open(r io.ReaderAt, size int64, arch string) (*Image, error) {
 }
 
 func open(r io.ReaderAt, size int64, arch string) (*Image, error) {
-	f, err := Detect(r, size)
+	f, err := fsmagic.Detect(r, size)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +52,7 @@ func open(r io.ReaderAt, size int64, arch string) (*Image, error) {
 		return nil, err
 	}
 	sr := io.NewSectionReader(r, p.Offset, p.Size)
-	pf, err := Detect(sr, p.Size)
+	pf, err := fsmagic.Detect(sr, p.Size)
 	if err != nil {
 		return nil, fmt.Errorf("partition %d (%s): %w", p.Index, p.Type, err)
 	}
@@ -133,11 +67,11 @@ func open(r io.ReaderAt, size int64, arch string) (*Image, error) {
 	return &Image{Format: GPT, Partition: &pc, FS: fsys, FSFormat: pf}, nil
 }
 
-func openFS(f Format, r io.ReaderAt, size int64) (FS, error) {
+func openFS(f Format, r io.ReaderAt, size int64) (XattrFS, error) {
 	return openFSLimits(f, r, size, defaultWorkLimits)
 }
 
-func openFSLimits(f Format, r io.ReaderAt, size int64, lim workLimits) (FS, error) {
+func openFSLimits(f Format, r io.ReaderAt, size int64, lim workLimits) (XattrFS, error) {
 	rd := &reader{r: r, size: size, w: newWork(f, lim)}
 	var (
 		b   backend

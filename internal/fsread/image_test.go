@@ -102,7 +102,7 @@ func checkImage(t *testing.T, src, path string, want Format, o compareOpts) *Ima
 }
 
 // checkLinks checks link following: inside the image, never out of it.
-func checkLinks(t *testing.T, src string, fsys FS) {
+func checkLinks(t *testing.T, src string, fsys XattrFS) {
 	t.Helper()
 	want, err := os.ReadFile(filepath.Join(src, "usr/bin/tool"))
 	must(t, err)
@@ -301,33 +301,6 @@ func TestDeviceNodes(t *testing.T) {
 				t.Errorf("dev/bigminor: %d:%d %v", st.Major(), st.Minor(), fi.Mode())
 			}
 		})
-	}
-}
-
-func TestDetect(t *testing.T) {
-	for _, c := range []struct {
-		data []byte
-		want Format
-	}{
-		{append([]byte("hsqs"), make([]byte, 100)...), Squashfs},
-		{func() []byte { b := make([]byte, 2048); copy(b[1024:], []byte{0xE2, 0xE1, 0xF5, 0xE0}); return b }(), Erofs},
-		{func() []byte { b := make([]byte, 2048); b[1024+56], b[1024+57] = 0x53, 0xEF; return b }(), Ext4},
-		{func() []byte { b := make([]byte, 4096); copy(b[512:], "EFI PART"); return b }(), GPT},
-		{func() []byte { b := make([]byte, 8192); copy(b[4096:], "EFI PART"); return b }(), GPT},
-	} {
-		got, err := Detect(bytes.NewReader(c.data), int64(len(c.data)))
-		if err != nil || got != c.want {
-			t.Errorf("Detect = %q, %v; want %q", got, err, c.want)
-		}
-	}
-	for _, data := range [][]byte{nil, []byte("hello world, not an image"), make([]byte, 5000)} {
-		_, err := Detect(bytes.NewReader(data), int64(len(data)))
-		if err == nil || !strings.Contains(err.Error(), "unknown image format") {
-			t.Errorf("Detect(%.10q) = %v, want unknown format", data, err)
-		}
-	}
-	if _, err := Detect(bytes.NewReader([]byte("hello")), 5); err == nil || !strings.Contains(err.Error(), `"hello"`) {
-		t.Errorf("Detect error does not name what it found: %v", err)
 	}
 }
 

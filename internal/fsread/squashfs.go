@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/stratalinux/strata/internal/fsmagic"
 )
 
 // Squashfs 4.0 on-disk constants.
@@ -99,7 +101,7 @@ func openSquashfs(rd *reader) (*squashfs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read squashfs superblock: %w", err)
 	}
-	if string(sb[:4]) != squashfsMagic {
+	if string(sb[:4]) != fsmagic.SquashfsMagic {
 		return nil, errors.New("squashfs: bad magic")
 	}
 	if major, minor := u16(sb[28:]), u16(sb[30:]); major != 4 || minor != 0 {

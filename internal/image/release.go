@@ -4,31 +4,22 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"syscall"
 
+	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/limitread"
 	"github.com/stratalinux/strata/internal/osrelease"
 	"github.com/stratalinux/strata/internal/rootfs"
 	"github.com/stratalinux/strata/internal/sdparse"
 	"golang.org/x/sys/unix"
 )
-
-// Tree is read access to the contents of an image: a mounted or plain
-// directory on the host, or a filesystem image read in user space.
-// Names are slash-separated and relative to the image root.
-type Tree interface {
-	// ReadFile follows symlinks, but never out of the tree.
-	ReadFile(name string, limit int64) ([]byte, error)
-	ReadDir(name string) ([]fs.DirEntry, error)
-	Lstat(name string) (fs.FileInfo, error)
-	// Stat follows symlinks within the tree.
-	Stat(name string) (fs.FileInfo, error)
-	Getxattr(name, attr string) ([]byte, error)
-}
 
 // ErrNoReleaseData means the image carries no extension-release file for
 // its name; systemd ignores such images.
@@ -77,19 +68,19 @@ type Release struct {
 // in t with systemd's rules: the exact file first; otherwise the one
 // regular file whose name matches the image name cut at '_' or '+', or
 // whose user.extension-release.strict xattr is false.
-func ReadRelease(t Tree, c imageclass.Class, name string) (Release, error) {
+func ReadRelease(t fsread.FS, c imageclass.Class, name string) (Release, error) {
 	dir := c.ReleaseDir()
 	exact := c.ReleasePath(name)
-	data, err := t.ReadFile(exact, maxReleaseSize)
+	data, err := limitread.ReadFile(t, exact, maxReleaseSize)
 	file := exact
 	if errors.Is(err, fs.ErrNotExist) {
 		file, err = findRelaxed(t, dir, name, exact)
 		if err != nil {
 			return Release{}, err
 		}
-		data, err = t.ReadFile(file, maxReleaseSize)
+		data, err = limitread.ReadFile(t, file, maxReleaseSize)
 	}
-	if errors.Is(err, rootfs.ErrTooLarge) {
+	if errors.Is(err, limitread.ErrTooLarge) {
 		return Release{}, fmt.Errorf("%s %w", file, ErrReleaseTooLarge)
 	}
 	if err != nil {
@@ -102,7 +93,7 @@ func ReadRelease(t Tree, c imageclass.Class, name string) (Release, error) {
 	return Release{Fields: fields, File: file, Warnings: warns}, nil
 }
 
-func findRelaxed(t Tree, dir, name, exact string) (string, error) {
+func findRelaxed(t fsread.FS, dir, name, exact string) (string, error) {
 	entries, err := t.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return "", &NoReleaseError{Want: exact}
@@ -137,8 +128,8 @@ func findRelaxed(t Tree, dir, name, exact string) (string, error) {
 	return "", fmt.Errorf("%w: %s", ErrReleaseNotUnique, strings.Join(found, ", "))
 }
 
-func strictXattrFalse(t Tree, p string) bool {
-	v, err := t.Getxattr(p, "user.extension-release.strict")
+func strictXattrFalse(t fsread.FS, p string) bool {
+	v, err := fsread.Getxattr(t, p, "user.extension-release.strict")
 	if err != nil {
 		return false
 	}
@@ -146,45 +137,86 @@ func strictXattrFalse(t Tree, p string) bool {
 	return err == nil && !b
 }
 
-// DirTree is a Tree backed by a directory on the host, every lookup
-// confined to it.
+// DirTree is the image tree (fsread.XattrFS) of a directory on the host:
+// a directory image, or an image mounted in the staging area. Every lookup
+// is confined to Root, symbolic links included (openat2 RESOLVE_IN_ROOT),
+// which os.DirFS does not do.
 type DirTree struct{ Root string }
 
-func (d DirTree) ReadFile(name string, limit int64) ([]byte, error) {
-	return rootfs.ReadFile(d.Root, name, limit)
+var _ fsread.XattrFS = DirTree{}
+
+// Open implements fs.FS.
+func (d DirTree) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	f, err := rootfs.Open(d.Root, name, unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	return dirFile{f}, nil
 }
 
+// dirFile is an opened file of a DirTree; a read error names the file's
+// host path, as rootfs.ReadFile's do.
+type dirFile struct{ *os.File }
+
+func (f dirFile) Read(p []byte) (int, error) {
+	n, err := f.File.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("read %s: %w", f.Name(), err)
+	}
+	return n, err
+}
+
+// ReadDir implements fs.ReadDirFS: the entries sorted by name.
 func (d DirTree) ReadDir(name string) ([]fs.DirEntry, error) {
 	f, err := rootfs.Open(d.Root, name, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return f.ReadDir(-1)
+	ents, err := f.ReadDir(-1)
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return ents, err
 }
 
-func (d DirTree) Lstat(name string) (fs.FileInfo, error) {
-	dir, base := path.Split(path.Clean("/" + name))
-	p, err := rootfs.Chase(d.Root, dir)
+// Stat implements fs.StatFS, following symbolic links inside Root.
+func (d DirTree) Stat(name string) (fs.FileInfo, error) {
+	f, err := rootfs.Open(d.Root, name, unix.O_PATH)
 	if err != nil {
 		return nil, err
 	}
-	return os.Lstat(path.Join(p, base))
+	defer f.Close()
+	return f.Stat()
 }
 
-func (d DirTree) Stat(name string) (fs.FileInfo, error) {
-	fi, _, err := rootfs.Stat(d.Root, name)
-	return fi, err
+// Lstat implements fs.ReadLinkFS.
+func (d DirTree) Lstat(name string) (fs.FileInfo, error) {
+	p, err := d.parent(name)
+	if err != nil {
+		return nil, err
+	}
+	return os.Lstat(p)
 }
 
+// ReadLink implements fs.ReadLinkFS.
+func (d DirTree) ReadLink(name string) (string, error) {
+	p, err := d.parent(name)
+	if err != nil {
+		return "", err
+	}
+	return os.Readlink(p)
+}
+
+// Getxattr implements fsread.XattrFS.
 func (d DirTree) Getxattr(name, attr string) ([]byte, error) {
-	dir, base := path.Split(path.Clean("/" + name))
-	p, err := rootfs.Chase(d.Root, dir)
+	p, err := d.parent(name)
 	if err != nil {
 		return nil, err
 	}
 	buf := make([]byte, 256)
-	n, err := unix.Lgetxattr(path.Join(p, base), attr, buf)
+	n, err := unix.Lgetxattr(p, attr, buf)
 	if err != nil {
 		if err == unix.ENODATA {
 			return nil, fmt.Errorf("xattr %s of %s: %w", attr, name, fs.ErrNotExist)
@@ -194,10 +226,21 @@ func (d DirTree) Getxattr(name, attr string) ([]byte, error) {
 	return buf[:n], nil
 }
 
+// parent is the host path of name with its directory resolved inside
+// Root and its last component not followed.
+func (d DirTree) parent(name string) (string, error) {
+	dir, base := path.Split(path.Clean("/" + name))
+	p, err := rootfs.Chase(d.Root, dir)
+	if err != nil {
+		return "", err
+	}
+	return path.Join(p, base), nil
+}
+
 // BakedReleaseName is the extension name of an image named as strata bake
 // names it (NAME-VERSION-ARCH.raw) that has no extension-release for its
 // own name: the NAME of its one extension-release.NAME (see BakedName).
-func BakedReleaseName(t Tree, c imageclass.Class, name string) (string, bool) {
+func BakedReleaseName(t fsread.FS, c imageclass.Class, name string) (string, bool) {
 	_, err := ReadRelease(t, c, name)
 	var nr *NoReleaseError
 	if !errors.As(err, &nr) {

@@ -3,29 +3,23 @@ package imagefile
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
+	"github.com/stratalinux/strata/internal/fsmagic"
 	"github.com/stratalinux/strata/internal/fsread"
 )
-
-// FS is a read-only image tree with Lstat and ReadLink.
-type FS interface {
-	fs.FS
-	fs.ReadLinkFS
-}
 
 // Open opens an image file (or a directory image) as a file system: with
 // the pure-Go readers, falling back to extracting it with the
 // filesystem's own tools into a scratch directory. close releases it.
-func Open(ctx context.Context, p, arch string) (fsys FS, format string, close func(), err error) {
+func Open(ctx context.Context, p, arch string) (fsys fsread.FS, format string, close func(), err error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	if fi.IsDir() {
-		return os.DirFS(p).(FS), "dir", func() {}, nil
+		return os.DirFS(p).(fsread.FS), "dir", func() {}, nil
 	}
 	f, err := os.Open(p)
 	if err != nil {
@@ -39,11 +33,12 @@ func Open(ctx context.Context, p, arch string) (fsys FS, format string, close fu
 		}
 		return img.FS, format, func() { f.Close() }, nil
 	}
-	format, derr := Detect(f)
+	kind, derr := fsmagic.Detect(f, fi.Size())
 	f.Close()
 	if derr != nil {
 		return nil, "", nil, rerr
 	}
+	format = string(kind)
 	tmp, err := os.MkdirTemp("", "strata-image-")
 	if err != nil {
 		return nil, "", nil, err
@@ -53,5 +48,5 @@ func Open(ctx context.Context, p, arch string) (fsys FS, format string, close fu
 		os.RemoveAll(tmp)
 		return nil, "", nil, fmt.Errorf("%v; extracting with the %s tools also failed: %w", rerr, format, err)
 	}
-	return os.DirFS(dir).(FS), format, func() { os.RemoveAll(tmp) }, nil
+	return os.DirFS(dir).(fsread.FS), format, func() { os.RemoveAll(tmp) }, nil
 }

@@ -80,11 +80,10 @@ func Image(ctx context.Context, p string, opt Options) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Path: p}
-	var fsys fs.FS
-	var tree image.Tree
+	var fsys fsread.FS
 	if fi.IsDir() {
 		rep.Format = "dir"
-		fsys, tree = os.DirFS(p), image.DirTree{Root: p}
+		fsys = image.DirTree{Root: p}
 	} else {
 		f, err := os.Open(p)
 		if err != nil {
@@ -100,7 +99,7 @@ func Image(ctx context.Context, p string, opt Options) (*Report, error) {
 		if img.Format == fsread.GPT {
 			rep.Format = "gpt+" + string(img.FSFormat)
 		}
-		fsys, tree = img.FS, image.FSTree{FS: img.FS}
+		fsys = img.FS
 		if !opt.NoHash {
 			h := sha256.New()
 			if _, err := io.Copy(h, io.NewSectionReader(f, 0, fi.Size())); err != nil {
@@ -113,7 +112,7 @@ func Image(ctx context.Context, p string, opt Options) (*Report, error) {
 		return nil, fmt.Errorf("reading %s: %w", p, err)
 	}
 	base := strings.TrimSuffix(filepath.Base(p), ".raw")
-	class, name, rel, relErr := findRelease(tree, fsys, base)
+	class, name, rel, relErr := findRelease(fsys, base)
 	rep.Class, rep.Name, rep.ReleasePath, rep.Release = class.String(), name, rel.File, rel.Fields
 	if rep.Release == nil {
 		rep.Release = map[string]string{}
@@ -202,7 +201,7 @@ func isUnitDir(d string) bool {
 // the name strata bake gave it (hello-1.0-x86-64.raw: hello), as a
 // sysext, else as a confext. Without one, the class is guessed from the
 // top-level directories and the error says what is missing.
-func findRelease(t image.Tree, fsys fs.FS, base string) (imageclass.Class, string, image.Release, error) {
+func findRelease(t fsread.FS, base string) (imageclass.Class, string, image.Release, error) {
 	var firstErr error
 	for _, c := range []imageclass.Class{imageclass.Sysext, imageclass.Confext} {
 		rel, err := image.ReadRelease(t, c, base)
@@ -218,8 +217,8 @@ func findRelease(t image.Tree, fsys fs.FS, base string) (imageclass.Class, strin
 		}
 	}
 	class, err := imageclass.Sysext, firstErr
-	if _, statErr := fs.Stat(fsys, "etc"); statErr == nil {
-		if _, statErr := fs.Stat(fsys, "usr"); errors.Is(statErr, fs.ErrNotExist) {
+	if _, statErr := fs.Stat(t, "etc"); statErr == nil {
+		if _, statErr := fs.Stat(t, "usr"); errors.Is(statErr, fs.ErrNotExist) {
 			class = imageclass.Confext
 			_, err = image.ReadRelease(t, class, base)
 		}

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/stratalinux/strata/internal/archive"
+	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/limitread"
 	"github.com/stratalinux/strata/internal/release"
@@ -96,13 +97,6 @@ func (fs Findings) Err(what string) error {
 	return fmt.Errorf("lint of %s failed: %s", what, strings.Join(msgs, "; "))
 }
 
-// Tree is what lint reads: a file system with Lstat and ReadLink
-// (os.DirFS and the image readers provide both).
-type Tree interface {
-	fs.FS
-	fs.ReadLinkFS
-}
-
 // Options say what the tree should be.
 type Options struct {
 	Class imageclass.Class
@@ -131,8 +125,9 @@ var baseLibs = map[string]bool{
 	"ld64.so.2": true, "ld64.so.1": true, "linux-vdso.so.1": true,
 }
 
-// Run lints the tree.
-func Run(ctx context.Context, t Tree, opt Options) (Findings, error) {
+// Run lints the tree t: a directory (os.DirFS or image.DirTree) or an
+// opened image.
+func Run(ctx context.Context, t fsread.FS, opt Options) (Findings, error) {
 	l := &linter{t: t, opt: opt, names: map[string]bool{}}
 	if err := l.walk(ctx); err != nil {
 		return nil, err
@@ -162,7 +157,7 @@ func Run(ctx context.Context, t Tree, opt Options) (Findings, error) {
 }
 
 type linter struct {
-	t        Tree
+	t        fsread.FS
 	opt      Options
 	out      Findings
 	names    map[string]bool // base names of files and symlinks (for libraries)

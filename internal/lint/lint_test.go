@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/imageclass"
 )
 
@@ -28,7 +29,7 @@ func tree(t *testing.T, files map[string]string) string {
 
 func run(t *testing.T, root string, opt Options) Findings {
 	t.Helper()
-	f, err := Run(context.Background(), os.DirFS(root).(Tree), opt)
+	f, err := Run(context.Background(), os.DirFS(root).(fsread.FS), opt)
 	if err != nil {
 		t.Fatal(err)
 	}

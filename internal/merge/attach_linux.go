@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/stratalinux/strata/internal/fsmagic"
 	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/loop"
@@ -67,12 +68,12 @@ func probeRaw(img image.Image, arch string) (imageSource, error) {
 	if err != nil {
 		return imageSource{}, err
 	}
-	format, err := fsread.Detect(f, size)
+	format, err := fsmagic.Detect(f, size)
 	if err != nil {
 		return imageSource{}, fmt.Errorf("not a filesystem or disk image Strata can use: %w", err)
 	}
-	if format != fsread.GPT {
-		if err := checkComplete(f, string(format), size); err != nil {
+	if format != fsmagic.GPT {
+		if err := fsmagic.CheckComplete(f, format, size); err != nil {
 			return imageSource{}, err
 		}
 		return imageSource{fstype: string(format), length: size}, nil
@@ -97,11 +98,11 @@ func probeRaw(img image.Image, arch string) (imageSource, error) {
 	if pick == nil {
 		return imageSource{}, fmt.Errorf("GPT image has no root or usr partition for architecture %s", arch)
 	}
-	inner, err := fsread.Detect(io.NewSectionReader(f, pick.Offset, pick.Size), pick.Size)
-	if err != nil || inner == fsread.GPT {
+	inner, err := fsmagic.Detect(io.NewSectionReader(f, pick.Offset, pick.Size), pick.Size)
+	if err != nil || inner == fsmagic.GPT {
 		return imageSource{}, fmt.Errorf("%s partition %d holds no filesystem Strata can mount: %v", kind, pick.Index, err)
 	}
-	if err := checkComplete(io.NewSectionReader(f, pick.Offset, pick.Size), string(inner), pick.Size); err != nil {
+	if err := fsmagic.CheckComplete(io.NewSectionReader(f, pick.Offset, pick.Size), inner, pick.Size); err != nil {
 		return imageSource{}, fmt.Errorf("%s partition %d: %w", kind, pick.Index, err)
 	}
 	return imageSource{fstype: string(inner), offset: pick.Offset, length: pick.Size, partition: kind}, nil
@@ -156,51 +157,3 @@ func attachImage(img image.Image, dir, arch string, policy Policy) error {
 	}
 	return errors.New("unknown image kind " + string(img.Kind))
 }
-
-// checkComplete refuses a filesystem image shorter than its superblock
-// says: the kernel would mount a truncated squashfs and fail only later,
-// on reads.
-func checkComplete(r io.ReaderAt, fstype string, size int64) error {
-	var need int64
-	switch fstype {
-	case "squashfs":
-		var b [8]byte
-		if _, err := r.ReadAt(b[:], 40); err != nil {
-			return fmt.Errorf("read squashfs superblock: %w", err)
-		}
-		need = int64(le64(b[:]))
-	case "erofs":
-		var b [40]byte
-		if _, err := r.ReadAt(b[:], 1024); err != nil {
-			return fmt.Errorf("read erofs superblock: %w", err)
-		}
-		bits := uint(b[12])
-		if bits < 9 || bits > 16 {
-			return fmt.Errorf("erofs superblock has an invalid block size (2^%d)", bits)
-		}
-		need = int64(le32(b[36:40])) << bits
-	case "ext4":
-		var b [0x158]byte
-		if _, err := r.ReadAt(b[:], 1024); err != nil {
-			return fmt.Errorf("read ext4 superblock: %w", err)
-		}
-		logBS := le32(b[24:28])
-		if logBS > 6 {
-			return fmt.Errorf("ext4 superblock has an invalid block size")
-		}
-		blocks := uint64(le32(b[4:8]))
-		if le32(b[0x60:0x64])&0x80 != 0 {
-			blocks |= uint64(le32(b[0x150:0x154])) << 32
-		}
-		need = int64(blocks) << (10 + logBS)
-	}
-	if need > size {
-		return fmt.Errorf("image is truncated: its %s superblock needs %d bytes, the file has %d", fstype, need, size)
-	}
-	return nil
-}
-
-func le32(b []byte) uint32 {
-	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
-}
-func le64(b []byte) uint64 { return uint64(le32(b)) | uint64(le32(b[4:]))<<32 }

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/osrelease"
@@ -527,7 +528,7 @@ func (e *Engine) readMounted(img image.Image, staging string) Candidate {
 
 // fillFromTree reads release data, os-release presence and the provided
 // hierarchies from an image's tree.
-func fillFromTree(c *Candidate, t image.Tree, class imageclass.Class, hierarchies []string) {
+func fillFromTree(c *Candidate, t fsread.FS, class imageclass.Class, hierarchies []string) {
 	c.Release, c.ReleaseErr = image.ReadRelease(t, class, c.Image.Name)
 	if errors.Is(c.ReleaseErr, image.ErrNoReleaseData) {
 		_, err := image.ReadRelease(t, class.Other(), c.Image.Name)

@@ -15,7 +15,7 @@ import (
 // user-space filesystem readers. It needs no privileges.
 func ReadCandidate(img image.Image, c imageclass.Class, hierarchies []string, arch string) Candidate {
 	cand := Candidate{Image: img}
-	cand.OpenErr = withTree(img, arch, func(t image.Tree) { fillFromTree(&cand, t, c, hierarchies) })
+	cand.OpenErr = withTree(img, arch, func(t fsread.FS) { fillFromTree(&cand, t, c, hierarchies) })
 	return cand
 }
 
@@ -27,7 +27,7 @@ func ReadCandidate(img image.Image, c imageclass.Class, hierarchies []string, ar
 func BakedName(img image.Image, c imageclass.Class, arch string) (image.Image, bool) {
 	var name string
 	var ok bool
-	if withTree(img, arch, func(t image.Tree) { name, ok = image.BakedReleaseName(t, c, img.Name) }) != nil || !ok {
+	if withTree(img, arch, func(t fsread.FS) { name, ok = image.BakedReleaseName(t, c, img.Name) }) != nil || !ok {
 		return img, false
 	}
 	img.Name = name
@@ -37,7 +37,7 @@ func BakedName(img image.Image, c imageclass.Class, arch string) (image.Image, b
 // withTree opens an image for reading without mounting it: directories
 // directly, raw images and block devices through Strata's user-space
 // filesystem readers.
-func withTree(img image.Image, arch string, fn func(image.Tree)) error {
+func withTree(img image.Image, arch string, fn func(fsread.FS)) error {
 	if img.Kind == image.KindDirectory {
 		fn(image.DirTree{Root: img.Path})
 		return nil
@@ -58,6 +58,6 @@ func withTree(img image.Image, arch string, fn func(image.Tree)) error {
 	if err != nil {
 		return fmt.Errorf("read image: %w", err)
 	}
-	fn(image.FSTree{FS: im.FS})
+	fn(im.FS)
 	return nil
 }

@@ -6,7 +6,6 @@
 package guest
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/stratalinux/strata/internal/flake/vm"
+	"github.com/stratalinux/strata/internal/fsmagic"
 	"golang.org/x/sys/unix"
 )
 
@@ -514,21 +514,12 @@ func fsType(dev string) string {
 		return ""
 	}
 	defer f.Close()
-	b := make([]byte, 2048)
-	if _, err := io.ReadFull(f, b); err != nil {
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
 		return ""
 	}
-	return fsTypeOf(b)
-}
-
-func fsTypeOf(b []byte) string {
-	switch {
-	case len(b) >= 4 && string(b[:4]) == "hsqs":
-		return "squashfs"
-	case len(b) >= 1028 && binary.LittleEndian.Uint32(b[1024:]) == 0xE0F5E1E2:
-		return "erofs"
-	case len(b) >= 1082 && binary.LittleEndian.Uint16(b[1080:]) == 0xEF53:
-		return "ext4"
+	if k, err := fsmagic.Detect(f, size); err == nil && k.IsFilesystem() {
+		return string(k)
 	}
 	return ""
 }
