@@ -118,18 +118,9 @@ func (e *Engine) acquireURLFile(ctx context.Context, j job) error {
 		return err
 	}
 	e.step("partial-open")
-	_, err = e.client().Resume(ctx, j.src.Path, f, j.src.SHA256, download.Options{MaxSize: e.MaxSize, Size: max(j.src.Size, 0), Progress: e.progress(j.src.Name), Step: e.Step, ChunkSize: e.ChunkSize})
-	if err != nil {
-		f.Close()
-		var mm *download.MismatchError
-		var tl *download.TooLargeError
-		if errors.As(err, &mm) || errors.As(err, &tl) || errors.Is(err, syscall.ENOSPC) {
-			// Nothing worth resuming; on a full disk, give the space back.
-			os.Remove(j.partial)
-		}
+	if err := e.download(ctx, j, f); err != nil {
 		return err
 	}
-	e.step("verified")
 	if err := f.Chmod(e.fileMode(j)); err != nil {
 		f.Close()
 		return err
@@ -137,6 +128,24 @@ func (e *Engine) acquireURLFile(ctx context.Context, j job) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
+	return nil
+}
+
+// download resumes the job's source into f (open on its partial or download-temp file) and verifies
+// it. On failure f is closed and, when nothing is worth resuming (a wrong hash, too large) or the
+// disk is full (give the space back), its file is removed.
+func (e *Engine) download(ctx context.Context, j job, f *os.File) error {
+	_, err := e.client().Resume(ctx, j.src.Path, f, j.src.SHA256, download.Options{MaxSize: e.MaxSize, Size: max(j.src.Size, 0), Progress: e.progress(j.src.Name), Step: e.Step, ChunkSize: e.ChunkSize})
+	if err != nil {
+		f.Close()
+		var mm *download.MismatchError
+		var tl *download.TooLargeError
+		if errors.As(err, &mm) || errors.As(err, &tl) || errors.Is(err, syscall.ENOSPC) {
+			os.Remove(f.Name())
+		}
+		return err
+	}
+	e.step("verified")
 	return nil
 }
 
@@ -159,17 +168,9 @@ func (e *Engine) acquireCompressed(ctx context.Context, j job) error {
 	if err != nil {
 		return err
 	}
-	_, err = e.client().Resume(ctx, j.src.Path, f, j.src.SHA256, download.Options{MaxSize: e.MaxSize, Size: max(j.src.Size, 0), Progress: e.progress(j.src.Name), Step: e.Step, ChunkSize: e.ChunkSize})
-	if err != nil {
-		f.Close()
-		var mm *download.MismatchError
-		var tl *download.TooLargeError
-		if errors.As(err, &mm) || errors.As(err, &tl) || errors.Is(err, syscall.ENOSPC) {
-			os.Remove(j.dlTemp)
-		}
+	if err := e.download(ctx, j, f); err != nil {
 		return err
 	}
-	e.step("verified")
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		f.Close()
 		return err
