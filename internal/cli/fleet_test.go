@@ -18,28 +18,7 @@ import (
 )
 
 func TestFleetCommands(t *testing.T) {
-	data := t.TempDir()
-	srv, err := fleetweb.New(fleetweb.Config{Database: filepath.Join(data, "fleet.db"), Refresh: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-
-	out, errOut, code := runCLI(t, "fleet", "token", "create", "--data", data)
-	if code != 0 {
-		t.Fatalf("token create: %d %s", code, errOut)
-	}
-	tok := strings.TrimSpace(out)
-	fl := func(args ...string) string {
-		t.Helper()
-		out, errOut, code := runCLI(t, append(append([]string{"fleet"}, args...), "--server", hs.URL, "--token", tok)...)
-		if code != 0 {
-			t.Fatalf("fleet %v: exit %d: %s", args, code, errOut)
-		}
-		return out
-	}
+	hs, _, fl := fleetFixture(t)
 
 	// A published repository: images and systemd's SHA256SUMS.
 	repo := t.TempDir()
@@ -54,7 +33,7 @@ func TestFleetCommands(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(repo, "SHA256SUMS"), []byte(sums.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out = fl("import", "--repo", repo, "--url", "http://127.0.0.1/repo/", "--os", "strata-os")
+	out := fl("import", "--repo", repo, "--url", "http://127.0.0.1/repo/", "--os", "strata-os")
 	if !strings.Contains(out, "imported strata-os 2.0.0") || !strings.Contains(out, "imported docker 27.0.1") {
 		t.Fatalf("import: %s", out)
 	}
@@ -99,7 +78,7 @@ func TestFleetCommands(t *testing.T) {
 		t.Fatalf("instances page: %q", out)
 	}
 	// Errors are one line naming the fix.
-	_, errOut, code = runCLI(t, "fleet", "app", "list", "--server", hs.URL)
+	_, errOut, code := runCLI(t, "fleet", "app", "list", "--server", hs.URL)
 	if code == 0 || !strings.Contains(errOut, "token create") {
 		t.Fatalf("missing token: %d %s", code, errOut)
 	}
@@ -112,27 +91,7 @@ func TestFleetCommands(t *testing.T) {
 // strata fleet pin as a user runs it: a channel created without --arch,
 // a node already granted the channel's version, pinned to an older one.
 func TestFleetPinOnDefaultChannel(t *testing.T) {
-	data := t.TempDir()
-	srv, err := fleetweb.New(fleetweb.Config{Database: filepath.Join(data, "fleet.db"), Refresh: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	out, errOut, code := runCLI(t, "fleet", "token", "create", "--data", data)
-	if code != 0 {
-		t.Fatalf("token create: %d %s", code, errOut)
-	}
-	tok := strings.TrimSpace(out)
-	fl := func(args ...string) string {
-		t.Helper()
-		out, errOut, code := runCLI(t, append(append([]string{"fleet"}, args...), "--server", hs.URL, "--token", tok)...)
-		if code != 0 {
-			t.Fatalf("fleet %v: exit %d: %s", args, code, errOut)
-		}
-		return out
-	}
+	hs, _, fl := fleetFixture(t)
 	repo := t.TempDir()
 	var sums strings.Builder
 	for _, v := range []string{"1.0.0", "2.0.0"} {
@@ -179,19 +138,7 @@ func TestFleetPinOnDefaultChannel(t *testing.T) {
 // manifest sysupdate refuses (no final newline, a name listed twice) is
 // refused, and nothing is registered.
 func TestFleetImportStrictManifest(t *testing.T) {
-	data := t.TempDir()
-	srv, err := fleetweb.New(fleetweb.Config{Database: filepath.Join(data, "fleet.db"), Refresh: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	out, errOut, code := runCLI(t, "fleet", "token", "create", "--data", data)
-	if code != 0 {
-		t.Fatalf("token create: %d %s", code, errOut)
-	}
-	tok := strings.TrimSpace(out)
+	hs, tok, _ := fleetFixture(t)
 	repo := t.TempDir()
 	name, body := "docker-27.0.1-x86-64.raw", "docker"
 	if err := os.WriteFile(filepath.Join(repo, name), []byte(body), 0o644); err != nil {
@@ -211,8 +158,36 @@ func TestFleetImportStrictManifest(t *testing.T) {
 			t.Errorf("import of %q: exit %d, stdout %q, stderr %q; want a failure naming %s/SHA256SUMS: %s", manifest, code, out, errOut, repo, want)
 		}
 	}
-	out, _, _ = runCLI(t, "fleet", "app", "list", "--json", "--server", hs.URL, "--token", tok)
+	out, _, _ := runCLI(t, "fleet", "app", "list", "--json", "--server", hs.URL, "--token", tok)
 	if strings.TrimSpace(out) != "[]" {
 		t.Fatalf("a refused import registered applications: %s", out)
 	}
+}
+
+// fleetFixture runs a fleet server on a private database for the test and creates an admin token;
+// fl runs `strata fleet ARGS --server URL --token TOKEN` and fails the test on a non-zero exit.
+func fleetFixture(t *testing.T) (hs *httptest.Server, tok string, fl func(args ...string) string) {
+	t.Helper()
+	data := t.TempDir()
+	srv, err := fleetweb.New(fleetweb.Config{Database: filepath.Join(data, "fleet.db"), Refresh: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	hs = httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	out, errOut, code := runCLI(t, "fleet", "token", "create", "--data", data)
+	if code != 0 {
+		t.Fatalf("token create: %d %s", code, errOut)
+	}
+	tok = strings.TrimSpace(out)
+	fl = func(args ...string) string {
+		t.Helper()
+		out, errOut, code := runCLI(t, append(append([]string{"fleet"}, args...), "--server", hs.URL, "--token", tok)...)
+		if code != 0 {
+			t.Fatalf("fleet %v: exit %d: %s", args, code, errOut)
+		}
+		return out
+	}
+	return hs, tok, fl
 }

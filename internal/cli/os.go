@@ -10,9 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/stratalinux/strata/internal/gpt"
 	"github.com/stratalinux/strata/internal/osimage"
-	"github.com/stratalinux/strata/internal/slot"
 )
 
 // newOSCommand is `strata os`: the OS disk image and its A/B /usr slots. (`os initrd` lives in
@@ -121,14 +119,7 @@ func writeOSPayload(ctx context.Context, env *Env, req osimage.Request, out stri
 	return nil
 }
 
-// osDisk is the disk a slot command works on.
-type osDisk struct {
-	f      *os.File
-	path   string
-	size   int64
-	booted string
-}
-
+// osDiskFlags are --disk and --booted of the slot commands.
 type osDiskFlags struct {
 	disk, booted string
 }
@@ -138,86 +129,8 @@ func (d *osDiskFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&d.booted, "booted", "", "with --disk: the slot taken as booted, A or B (default: the one the boot loader would pick)")
 }
 
-func (d *osDiskFlags) open(write bool) (*osDisk, error) {
-	flag := os.O_RDONLY
-	if write {
-		flag = os.O_RDWR
-	}
-	path, bootedIdx := d.disk, 0
-	if path == "" {
-		if d.booted != "" {
-			return nil, fmt.Errorf("--booted needs --disk FILE (on the running system the booted slot is read from /usr's device)")
-		}
-		var err error
-		if path, bootedIdx, err = osimage.RunningDisk("/"); err != nil {
-			return nil, err
-		}
-	}
-	f, err := os.OpenFile(path, flag, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open disk: %w", err)
-	}
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("size of %s: %w", path, err)
-	}
-	t, err := gpt.Read(f, size)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	booted := d.booted
-	if bootedIdx > 0 {
-		for _, s := range slot.Slots(t) {
-			if s.Index == bootedIdx {
-				booted = s.Name
-			}
-		}
-	}
-	if booted, err = osimage.Booted(t, booted); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &osDisk{f: f, path: path, size: size, booted: booted}, nil
-}
-
-type osReport struct {
-	Disk       string             `json:"disk"`
-	DiskGUID   string             `json:"disk_guid"`
-	Size       int64              `json:"size"`
-	FromBackup bool               `json:"from_backup_gpt,omitempty"`
-	Partitions []osPartition      `json:"partitions,omitempty"`
-	Booted     string             `json:"booted,omitempty"`
-	Next       string             `json:"next,omitempty"`
-	Slots      []osimage.SlotInfo `json:"slots"`
-}
-
-type osPartition struct {
-	Index      int    `json:"number"`
-	Name       string `json:"name"`
-	Type       string `json:"type"`
-	UUID       string `json:"partuuid"`
-	Start      int64  `json:"start"`
-	Size       int64  `json:"size"`
-	Attributes string `json:"attributes"`
-}
-
-func osReportOf(r io.ReaderAt, path string, size int64, withParts bool) (*osReport, error) {
-	t, err := gpt.Read(r, size)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	rep := &osReport{Disk: path, DiskGUID: t.DiskGUID.String(), Size: size, FromBackup: t.FromBackup, Slots: osimage.Slots(r, t)}
-	if withParts {
-		for _, p := range t.Partitions {
-			rep.Partitions = append(rep.Partitions, osPartition{p.Index, p.Name, p.Type.String(), p.UUID.String(), p.Start(), p.Size(), fmt.Sprintf("%016x", p.Attributes)})
-		}
-	}
-	if n, _, err := slot.Next(slot.Slots(t)); err == nil {
-		rep.Next = n.Name
-	}
-	return rep, nil
+func (d *osDiskFlags) open(write bool) (*osimage.OpenedDisk, error) {
+	return osimage.OpenDisk(osimage.DiskOptions{Path: d.disk, Booted: d.booted, Write: write})
 }
 
 func printOSSlots(w io.Writer, slots []osimage.SlotInfo) {
@@ -255,7 +168,7 @@ func newOSInspectCommand(env *Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rep, err := osReportOf(f, args[0], size, true)
+			rep, err := osimage.Report(f, args[0], size, true)
 			if err != nil {
 				return err
 			}
@@ -293,12 +206,12 @@ func newOSStatusCommand(env *Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer disk.f.Close()
-			rep, err := osReportOf(disk.f, disk.path, disk.size, false)
+			defer disk.Close()
+			rep, err := osimage.Report(disk.File, disk.Path, disk.Size, false)
 			if err != nil {
 				return err
 			}
-			rep.Booted = disk.booted
+			rep.Booted = disk.Booted
 			if jsonOut {
 				return writeJSON(env.Stdout, "pretty", rep)
 			}
@@ -340,8 +253,8 @@ func newOSInstallCommand(env *Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer disk.f.Close()
-			res, err := osimage.Install(cmdContext(cmd), disk.f, disk.size, p, psize, osimage.InstallOptions{Booted: disk.booted, Arch: arch, SHA256: sum})
+			defer disk.Close()
+			res, err := osimage.Install(cmdContext(cmd), disk.File, disk.Size, p, psize, osimage.InstallOptions{Booted: disk.Booted, Arch: arch, SHA256: sum})
 			if err != nil {
 				return fmt.Errorf("os install %s: %w", args[0], err)
 			}
@@ -374,17 +287,14 @@ func newOSMarkGoodCommand(env *Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer disk.f.Close()
+			defer disk.Close()
 			if err := osimage.RunChecks(cmdContext(cmd), cs); err != nil {
-				return fmt.Errorf("os mark-good: slot %s stays unmarked: %w", disk.booted, err)
+				return fmt.Errorf("os mark-good: slot %s stays unmarked: %w", disk.Booted, err)
 			}
-			err = osimage.Update(disk.f, disk.size, func(_ *gpt.Table, s []slot.Slot) ([]slot.Slot, error) {
-				return slot.MarkGood(s, disk.booted), nil
-			})
-			if err != nil {
+			if err := osimage.MarkGood(disk.File, disk.Size, disk.Booted); err != nil {
 				return fmt.Errorf("os mark-good: %w", err)
 			}
-			fmt.Fprintf(env.Stdout, "slot %s marked good\n", disk.booted)
+			fmt.Fprintf(env.Stdout, "slot %s marked good\n", disk.Booted)
 			return nil
 		},
 	}
@@ -405,20 +315,12 @@ func newOSRollbackCommand(env *Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer disk.f.Close()
-			var other string
-			err = osimage.Update(disk.f, disk.size, func(_ *gpt.Table, s []slot.Slot) ([]slot.Slot, error) {
-				if err := slot.CanRollback(s, disk.booted); err != nil {
-					return nil, err
-				}
-				o, _ := slot.Other(s, disk.booted)
-				other = o.Name
-				return slot.Rollback(s, disk.booted), nil
-			})
+			defer disk.Close()
+			other, err := osimage.Rollback(disk.File, disk.Size, disk.Booted)
 			if err != nil {
 				return fmt.Errorf("os rollback: %w", err)
 			}
-			fmt.Fprintf(env.Stdout, "slot %s boots next (was booted: %s)\n", other, disk.booted)
+			fmt.Fprintf(env.Stdout, "slot %s boots next (was booted: %s)\n", other, disk.Booted)
 			return nil
 		},
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -186,27 +185,7 @@ func (f *sysupdateFlags) jsonMode() string {
 
 // loadDefinitions reads the definitions the options select.
 func (f sysupdateSpec) loadDefinitions(root string) (*sysupdate.Definitions, error) {
-	var dirs []string
-	if f.definitions != "" {
-		abs, err := filepath.Abs(f.definitions)
-		if err != nil {
-			return nil, err
-		}
-		dirs, root = []string{abs}, "/"
-	} else {
-		dirs = sysupdate.DefinitionDirs(f.component)
-	}
-	defs, err := sysupdate.Load(root, dirs, sysupdate.HostSpecifiers(root))
-	if err != nil {
-		return nil, err
-	}
-	if len(defs.Transfers) == 0 {
-		if f.component != "" {
-			return nil, fmt.Errorf("no transfer definitions for component '%s' found", f.component)
-		}
-		return nil, errors.New("no transfer definitions found")
-	}
-	return defs, nil
+	return sysupdate.LoadSelected(root, f.component, f.definitions)
 }
 
 // newEngine builds the engine for the flags.
@@ -248,7 +227,7 @@ func newSysupdateEngine(env *Env, f sysupdateSpec) (*sysupdate.Engine, error) {
 	}
 	e := &sysupdate.Engine{
 		Root: root, Defs: defs, Log: env.Log, Offline: f.offline, InstancesMax: f.instancesMax,
-		CheckFreshness: os.Getenv("SYSTEMD_SYSUPDATE_VERIFY_FRESHNESS") != "0",
+		CheckFreshness: sysupdate.CheckFreshness(os.Getenv),
 		Client:         &download.Client{Stall: f.stall, UserAgent: "strata-sysupdate/" + Version},
 		MaxUnpackRatio: f.maxUnpackRatio,
 	}
@@ -262,16 +241,8 @@ func newSysupdateEngine(env *Env, f sysupdateSpec) (*sysupdate.Engine, error) {
 	if defs.Legacy {
 		env.Log.Warn("As of v257, transfer definitions should have the '.transfer' extension.")
 	}
-	verify := f.verify
-	if verify == "" && os.Getenv("SYSTEMD_SYSUPDATE_NO_VERIFY") == "1" {
-		verify = "no"
-	}
-	if verify != "" {
-		b, err := sdparse.Boolean(verify)
-		if err != nil {
-			return nil, fmt.Errorf("--verify=%s: not a boolean", verify)
-		}
-		e.Verify = &b
+	if e.Verify, err = sysupdate.VerifyOverride(f.verify, os.Getenv); err != nil {
+		return nil, err
 	}
 	if f.progress {
 		if w := progressWriter(env, false); w != nil {
@@ -571,7 +542,8 @@ func sysupdateFeatures(cmd *cobra.Command, env *Env, f *sysupdateFlags, args []s
 		return err
 	}
 	defs, err := sysupdateSpec{component: f.component, definitions: f.definitions}.loadDefinitions(root)
-	if err != nil && !strings.Contains(err.Error(), "no transfer definitions") {
+	var none *sysupdate.NoDefinitionsError
+	if err != nil && !errors.As(err, &none) {
 		return err
 	}
 	if defs == nil {
@@ -584,16 +556,7 @@ func sysupdateFeatures(cmd *cobra.Command, env *Env, f *sysupdateFlags, args []s
 	}
 	var all []featJSON
 	for _, ft := range defs.Features {
-		fj := featJSON{Name: ft.ID, Enabled: ft.Enabled, Description: ft.Description, Documentation: ft.Documentation, AppStream: ft.AppStream, Transfers: []string{}}
-		for _, t := range defs.Transfers {
-			for _, n := range append(append([]string{}, t.Features...), t.RequisiteFeatures...) {
-				if n == ft.ID {
-					fj.Transfers = append(fj.Transfers, t.ID)
-					break
-				}
-			}
-		}
-		all = append(all, fj)
+		all = append(all, featJSON{Name: ft.ID, Enabled: ft.Enabled, Description: ft.Description, Documentation: ft.Documentation, AppStream: ft.AppStream, Transfers: defs.FeatureTransfers(ft.ID)})
 	}
 	jm := f.jsonMode()
 	if len(args) == 1 {

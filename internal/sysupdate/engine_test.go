@@ -574,16 +574,7 @@ func TestURLTar(t *testing.T) {
 		sums = append(sums, repo.Entry{SHA256: sha(b), Name: n})
 	}
 	os.WriteFile(filepath.Join(srcDir, "SHA256SUMS"), repo.FormatManifest(sums), 0o644)
-	h, _ := reposerve.New(srcDir, nil)
-	defer h.Close()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	root := t.TempDir()
-	writeFiles(t, root, map[string]string{"etc/sysupdate.d/tree.transfer": "[Transfer]\nVerify=no\n[Source]\nType=url-tar\nPath=" + srv.URL + "\nMatchPattern=tree_@v.tar.gz\n[Target]\nType=directory\nPath=/trees\nMatchPattern=tree_@v\nCurrentSymlink=/trees/current\n"})
-	d, err := Load(root, DefinitionDirs(""), testSpec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, d := urlTarTree(t, srcDir)
 	e := &Engine{Root: root, Defs: d}
 	if _, err := e.Update(context.Background(), "2"); err == nil || !strings.Contains(err.Error(), "refusing archive entry") {
 		t.Fatalf("escaping archive: %v", err)
@@ -686,17 +677,8 @@ func TestURLTarBomb(t *testing.T) {
 	bomb.Write(gz(make([]byte, 1024)))
 	os.WriteFile(filepath.Join(srcDir, "tree_1.tar.gz"), bomb.Bytes(), 0o644)
 	os.WriteFile(filepath.Join(srcDir, "SHA256SUMS"), repo.FormatManifest([]repo.Entry{{SHA256: sha(bomb.Bytes()), Name: "tree_1.tar.gz"}}), 0o644)
-	h, _ := reposerve.New(srcDir, nil)
-	defer h.Close()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	root := t.TempDir()
-	writeFiles(t, root, map[string]string{"etc/sysupdate.d/tree.transfer": "[Transfer]\nVerify=no\n[Source]\nType=url-tar\nPath=" + srv.URL + "\nMatchPattern=tree_@v.tar.gz\n[Target]\nType=directory\nPath=/trees\nMatchPattern=tree_@v\nCurrentSymlink=/trees/current\n"})
-	d, err := Load(root, DefinitionDirs(""), testSpec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = (&Engine{Root: root, Defs: d}).Update(context.Background(), "1")
+	root, d := urlTarTree(t, srcDir)
+	_, err := (&Engine{Root: root, Defs: d}).Update(context.Background(), "1")
 	if err == nil || !strings.Contains(err.Error(), "archive unpacks to more than") || !strings.Contains(err.Error(), "--max-unpack-ratio") {
 		t.Fatalf("bomb: %v", err)
 	}
@@ -708,4 +690,24 @@ func TestURLTarBomb(t *testing.T) {
 		return nil
 	})
 	t.Logf("%d-byte bomb: %v", bomb.Len(), err)
+}
+
+// urlTarTree serves srcDir over HTTP for the test's lifetime and returns a root whose one
+// transfer unpacks tree_@v.tar.gz from it into /trees (CurrentSymlink /trees/current).
+func urlTarTree(t *testing.T, srcDir string) (string, *Definitions) {
+	t.Helper()
+	h, err := reposerve.New(srcDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{"etc/sysupdate.d/tree.transfer": "[Transfer]\nVerify=no\n[Source]\nType=url-tar\nPath=" + srv.URL + "\nMatchPattern=tree_@v.tar.gz\n[Target]\nType=directory\nPath=/trees\nMatchPattern=tree_@v\nCurrentSymlink=/trees/current\n"})
+	d, err := Load(root, DefinitionDirs(""), testSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, d
 }
