@@ -99,44 +99,6 @@ func (l RebootLock) Unlock(id string) (RebootLock, bool) {
 // Free is the number of slots not held (0 when over-full).
 func (l RebootLock) Free() int { return max(l.Max-len(l.Holders), 0) }
 
-// maxLockField bounds ids and group names: the protocol sets no limit;
-// machine ids are 32 characters and node names at most 253.
-const maxLockField = 253
-
-// ValidateLockGroup checks a FleetLock group: the protocol's
-// ^[a-zA-Z0-9.-]+$, bounded.
-func ValidateLockGroup(g string) error {
-	if g == "" {
-		return fmt.Errorf("group is empty (Zincati's default is \"default\")")
-	}
-	if len(g) > maxLockField {
-		return fmt.Errorf("group is %d characters long, at most %d allowed", len(g), maxLockField)
-	}
-	for _, c := range []byte(g) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
-			return fmt.Errorf("group %q: only letters, digits, '.' and '-' are allowed", g)
-		}
-	}
-	return nil
-}
-
-// ValidateLockID checks a FleetLock client id: non-empty, bounded,
-// printable ASCII without spaces (machine ids, node names, UUIDs).
-func ValidateLockID(id string) error {
-	if id == "" {
-		return fmt.Errorf("id is empty (use the node's machine id)")
-	}
-	if len(id) > maxLockField {
-		return fmt.Errorf("id is %d characters long, at most %d allowed", len(id), maxLockField)
-	}
-	for _, c := range []byte(id) {
-		if c <= ' ' || c >= 0x7f {
-			return fmt.Errorf("id %q: only printable ASCII without spaces is allowed", id)
-		}
-	}
-	return nil
-}
-
 // ValidateLockMax checks a configured number of slots.
 func ValidateLockMax(n int) error {
 	if n < 0 || n > MaxRebootLockMax {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratalinux/strata/internal/coord/fleetlock"
 	"github.com/stratalinux/strata/internal/fleet"
 	"github.com/stratalinux/strata/internal/fleet/store"
 )
@@ -20,53 +21,19 @@ import (
 // 200 is success, anything else failure with {"kind", "value"}. As in the
 // protocol (and airlock), these endpoints carry no credentials.
 
-// maxFleetLockBody bounds a FleetLock request body; real ones are ~100
-// bytes.
-const maxFleetLockBody = 64 << 10
-
-// FleetLockRequest is the protocol's request body.
-type FleetLockRequest struct {
-	ClientParams FleetLockParams `json:"client_params"`
-}
-
-// FleetLockParams identify the client and its reboot group.
-type FleetLockParams struct {
-	ID    string `json:"id"`
-	Group string `json:"group"`
-}
-
-// FleetLockError is the protocol's error body; Kind has a small, fixed set
-// of values (Zincati counts them in its metrics).
-type FleetLockError struct {
-	Kind  string `json:"kind"`
-	Value string `json:"value"`
-}
-
-// FleetLock error kinds.
-const (
-	KindBadHeader     = "invalid_fleet_lock_header"
-	KindBadParams     = "invalid_client_params"
-	KindTooLarge      = "request_too_large"
-	KindSemaphoreFull = "failed_lock_semaphore_full"
-	KindLockFailed    = "failed_lock"
-	KindUnlockFailed  = "failed_unlock"
-)
-
-func (e *FleetLockError) Error() string { return e.Kind + ": " + e.Value }
-
 // fleetLockStatus is the HTTP status of each error kind. A full semaphore
 // is 409 Conflict: the request was fine, the slots are taken (the
 // protocol only asks for 4xx/5xx).
 var fleetLockStatus = map[string]int{
-	KindBadHeader:     http.StatusBadRequest,
-	KindBadParams:     http.StatusBadRequest,
-	KindTooLarge:      http.StatusRequestEntityTooLarge,
-	KindSemaphoreFull: http.StatusConflict,
-	KindLockFailed:    http.StatusInternalServerError,
-	KindUnlockFailed:  http.StatusInternalServerError,
+	fleetlock.KindBadHeader:     http.StatusBadRequest,
+	fleetlock.KindBadParams:     http.StatusBadRequest,
+	fleetlock.KindTooLarge:      http.StatusRequestEntityTooLarge,
+	fleetlock.KindSemaphoreFull: http.StatusConflict,
+	fleetlock.KindLockFailed:    http.StatusInternalServerError,
+	fleetlock.KindUnlockFailed:  http.StatusInternalServerError,
 }
 
-func writeFleetLockError(w http.ResponseWriter, e *FleetLockError) {
+func writeFleetLockError(w http.ResponseWriter, e *fleetlock.Error) {
 	code, ok := fleetLockStatus[e.Kind]
 	if !ok {
 		code = http.StatusInternalServerError
@@ -77,30 +44,30 @@ func writeFleetLockError(w http.ResponseWriter, e *FleetLockError) {
 }
 
 // readFleetLock checks the header and reads and validates the body.
-func readFleetLock(w http.ResponseWriter, r *http.Request) (FleetLockParams, *FleetLockError) {
-	if v := strings.TrimSpace(r.Header.Get("fleet-lock-protocol")); !strings.EqualFold(v, "true") {
-		return FleetLockParams{}, &FleetLockError{Kind: KindBadHeader,
+func readFleetLock(w http.ResponseWriter, r *http.Request) (fleetlock.Params, *fleetlock.Error) {
+	if v := strings.TrimSpace(r.Header.Get(fleetlock.Header)); !strings.EqualFold(v, "true") {
+		return fleetlock.Params{}, &fleetlock.Error{Kind: fleetlock.KindBadHeader,
 			Value: fmt.Sprintf("header fleet-lock-protocol is %q, want \"true\" (FleetLock requests must set it)", v)}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFleetLockBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fleetlock.MaxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return FleetLockParams{}, &FleetLockError{Kind: KindTooLarge, Value: fmt.Sprintf("request body larger than %d bytes", maxFleetLockBody)}
+			return fleetlock.Params{}, &fleetlock.Error{Kind: fleetlock.KindTooLarge, Value: fmt.Sprintf("request body larger than %d bytes", fleetlock.MaxBody)}
 		}
-		return FleetLockParams{}, &FleetLockError{Kind: KindBadParams, Value: "reading request body: " + err.Error()}
+		return fleetlock.Params{}, &fleetlock.Error{Kind: fleetlock.KindBadParams, Value: "reading request body: " + err.Error()}
 	}
-	var req FleetLockRequest
+	var req fleetlock.Request
 	if err := json.Unmarshal(body, &req); err != nil {
-		return FleetLockParams{}, &FleetLockError{Kind: KindBadParams,
+		return fleetlock.Params{}, &fleetlock.Error{Kind: fleetlock.KindBadParams,
 			Value: `request body is not {"client_params": {"id": "…", "group": "…"}}: ` + err.Error()}
 	}
 	p := req.ClientParams
-	if err := fleet.ValidateLockID(p.ID); err != nil {
-		return p, &FleetLockError{Kind: KindBadParams, Value: "client_params.id: " + err.Error()}
+	if err := fleetlock.ValidateID(p.ID); err != nil {
+		return p, &fleetlock.Error{Kind: fleetlock.KindBadParams, Value: "client_params.id: " + err.Error()}
 	}
-	if err := fleet.ValidateLockGroup(p.Group); err != nil {
-		return p, &FleetLockError{Kind: KindBadParams, Value: "client_params.group: " + err.Error()}
+	if err := fleetlock.ValidateGroup(p.Group); err != nil {
+		return p, &fleetlock.Error{Kind: fleetlock.KindBadParams, Value: "client_params.group: " + err.Error()}
 	}
 	return p, nil
 }
@@ -122,13 +89,13 @@ func (s *Server) handlePreReboot(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.log.Error("fleet: FleetLock pre-reboot failed", "group", p.Group, "id", p.ID, "err", err)
-		s.fleetLockFailed(w, "pre-reboot", p, &FleetLockError{Kind: KindLockFailed, Value: "the server could not update the semaphore; see its log"})
+		s.fleetLockFailed(w, "pre-reboot", p, &fleetlock.Error{Kind: fleetlock.KindLockFailed, Value: "the server could not update the semaphore; see its log"})
 		return
 	}
 	s.metrics.fleetLock.WithLabelValues("pre-reboot", res.String()).Inc()
 	switch res {
 	case fleet.LockFull:
-		writeFleetLockError(w, &FleetLockError{Kind: KindSemaphoreFull,
+		writeFleetLockError(w, &fleetlock.Error{Kind: fleetlock.KindSemaphoreFull,
 			Value: fmt.Sprintf("semaphore of group %s currently full, all %d slots are locked already", p.Group, l.Max)})
 		return
 	case fleet.LockGranted:
@@ -155,7 +122,7 @@ func (s *Server) handleSteadyState(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.log.Error("fleet: FleetLock steady-state failed", "group", p.Group, "id", p.ID, "err", err)
-		s.fleetLockFailed(w, "steady-state", p, &FleetLockError{Kind: KindUnlockFailed, Value: "the server could not update the semaphore; see its log"})
+		s.fleetLockFailed(w, "steady-state", p, &fleetlock.Error{Kind: fleetlock.KindUnlockFailed, Value: "the server could not update the semaphore; see its log"})
 		return
 	}
 	result := "not-held"
@@ -169,9 +136,9 @@ func (s *Server) handleSteadyState(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (s *Server) fleetLockFailed(w http.ResponseWriter, endpoint string, p FleetLockParams, e *FleetLockError) {
+func (s *Server) fleetLockFailed(w http.ResponseWriter, endpoint string, p fleetlock.Params, e *fleetlock.Error) {
 	s.metrics.fleetLock.WithLabelValues(endpoint, e.Kind).Inc()
-	if e.Kind != KindLockFailed && e.Kind != KindUnlockFailed {
+	if e.Kind != fleetlock.KindLockFailed && e.Kind != fleetlock.KindUnlockFailed {
 		s.log.Warn("fleet: FleetLock request refused", "endpoint", endpoint, "group", p.Group, "id", p.ID, "kind", e.Kind, "err", e.Value)
 	}
 	writeFleetLockError(w, e)
@@ -184,7 +151,7 @@ type RebootLockRequest struct {
 
 func lockGroup(r *http.Request) (string, error) {
 	g := r.PathValue("group")
-	if err := fleet.ValidateLockGroup(g); err != nil {
+	if err := fleetlock.ValidateGroup(g); err != nil {
 		return "", errf(400, "reboot group: %v", err)
 	}
 	return g, nil

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stratalinux/strata/internal/coord/fleetlock"
 	"github.com/stratalinux/strata/internal/fleet"
 )
 
@@ -42,7 +44,7 @@ func flBody(id, group string) string {
 // wantKind checks an error answer: status and the protocol's error body.
 func wantKind(t *testing.T, what string, code int, body string, wantCode int, kind string) {
 	t.Helper()
-	var e FleetLockError
+	var e fleetlock.Error
 	if err := json.Unmarshal([]byte(body), &e); err != nil || code != wantCode || e.Kind != kind || e.Value == "" {
 		t.Errorf("%s: HTTP %d %s (err %v), want %d with kind %s and a value", what, code, body, err, wantCode, kind)
 	}
@@ -60,7 +62,7 @@ func TestFleetLockProtocol(t *testing.T) {
 	ok("a takes the slot", "pre-reboot", "a", "default")
 	ok("a again (recursive)", "pre-reboot", "a", "default")
 	code, body := flPost(t, base, "pre-reboot", "true", flBody("b", "default"))
-	wantKind(t, "b while a holds the only slot", code, body, http.StatusConflict, KindSemaphoreFull)
+	wantKind(t, "b while a holds the only slot", code, body, http.StatusConflict, fleetlock.KindSemaphoreFull)
 	ok("other group has its own slot", "pre-reboot", "b", "workers")
 	ok("b releases what it does not hold", "steady-state", "b", "default")
 	ok("a releases", "steady-state", "a", "default")
@@ -72,16 +74,16 @@ func TestFleetLockProtocol(t *testing.T) {
 		code               int
 		kind               string
 	}{
-		{"no header", "", flBody("c", "default"), 400, KindBadHeader},
-		{"header false", "false", flBody("c", "default"), 400, KindBadHeader},
-		{"not JSON", "true", "id=c", 400, KindBadParams},
-		{"no client_params", "true", `{}`, 400, KindBadParams},
-		{"empty id", "true", flBody("", "default"), 400, KindBadParams},
-		{"Zincati's old node_uuid only", "true", `{"client_params":{"node_uuid":"c","group":"default"}}`, 400, KindBadParams},
-		{"empty group", "true", flBody("c", ""), 400, KindBadParams},
-		{"group outside the protocol's alphabet", "true", flBody("c", "../etc"), 400, KindBadParams},
-		{"id with a newline", "true", flBody("c\nd", "default"), 400, KindBadParams},
-		{"huge body", "true", `{"client_params":{"id":"` + strings.Repeat("x", 70<<10) + `","group":"default"}}`, 413, KindTooLarge},
+		{"no header", "", flBody("c", "default"), 400, fleetlock.KindBadHeader},
+		{"header false", "false", flBody("c", "default"), 400, fleetlock.KindBadHeader},
+		{"not JSON", "true", "id=c", 400, fleetlock.KindBadParams},
+		{"no client_params", "true", `{}`, 400, fleetlock.KindBadParams},
+		{"empty id", "true", flBody("", "default"), 400, fleetlock.KindBadParams},
+		{"Zincati's old node_uuid only", "true", `{"client_params":{"node_uuid":"c","group":"default"}}`, 400, fleetlock.KindBadParams},
+		{"empty group", "true", flBody("c", ""), 400, fleetlock.KindBadParams},
+		{"group outside the protocol's alphabet", "true", flBody("c", "../etc"), 400, fleetlock.KindBadParams},
+		{"id with a newline", "true", flBody("c\nd", "default"), 400, fleetlock.KindBadParams},
+		{"huge body", "true", `{"client_params":{"id":"` + strings.Repeat("x", 70<<10) + `","group":"default"}}`, 413, fleetlock.KindTooLarge},
 	} {
 		for _, ep := range []string{"pre-reboot", "steady-state"} {
 			code, body := flPost(t, base, ep, c.header, c.body)
@@ -110,7 +112,7 @@ func TestFleetLockProtocol(t *testing.T) {
 	}
 	ok("a gets the second slot", "pre-reboot", "a", "default")
 	code, body = flPost(t, base, "pre-reboot", "true", flBody("c", "default"))
-	wantKind(t, "c with both slots taken", code, body, http.StatusConflict, KindSemaphoreFull)
+	wantKind(t, "c with both slots taken", code, body, http.StatusConflict, fleetlock.KindSemaphoreFull)
 	if !strings.Contains(body, "all 2 slots") {
 		t.Errorf("full message does not name the slots: %s", body)
 	}
@@ -235,4 +237,27 @@ func TestFleetLockContention(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzFleetLockRequest: any body is either refused with one of the
+// protocol error kinds or yields params that pass validation.
+func FuzzFleetLockRequest(f *testing.F) {
+	f.Add(flBody("a", "default"))
+	f.Add(`{"client_params":{"id":"a\u0000","group":"x"}}`)
+	f.Add(`{"client_params":{"id":"a","group":"default"}} trailing`)
+	f.Add(`[]`)
+	f.Fuzz(func(t *testing.T, body string) {
+		r := httptest.NewRequest("POST", "/v1/pre-reboot", strings.NewReader(body))
+		r.Header.Set(fleetlock.Header, "true")
+		p, ferr := readFleetLock(httptest.NewRecorder(), r)
+		if ferr != nil {
+			if _, ok := fleetLockStatus[ferr.Kind]; !ok || ferr.Value == "" {
+				t.Fatalf("error kind %q value %q", ferr.Kind, ferr.Value)
+			}
+			return
+		}
+		if fleetlock.ValidateID(p.ID) != nil || fleetlock.ValidateGroup(p.Group) != nil {
+			t.Fatalf("accepted invalid params %+v", p)
+		}
+	})
 }
