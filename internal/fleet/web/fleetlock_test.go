@@ -68,6 +68,14 @@ func TestFleetLockProtocol(t *testing.T) {
 	ok("a releases", "steady-state", "a", "default")
 	ok("a releases again", "steady-state", "a", "default")
 	ok("b now takes the slot", "pre-reboot", "b", "default")
+	// Zincati sends its body pretty-printed (serde_json::to_string_pretty).
+	zincati := "{\n  \"client_params\": {\n    \"id\": \"c988d2509fdf4cdcbed39037c56406fb\",\n    \"group\": \"zincati\"\n  }\n}"
+	if code, body := flPost(t, base, "pre-reboot", "true", zincati); code != 200 {
+		t.Errorf("Zincati's body: HTTP %d %s", code, body)
+	}
+	if code, body := flPost(t, base, "steady-state", "true", zincati); code != 200 {
+		t.Errorf("Zincati's body: HTTP %d %s", code, body)
+	}
 
 	for _, c := range []struct {
 		what, header, body string
@@ -117,7 +125,7 @@ func TestFleetLockProtocol(t *testing.T) {
 		t.Errorf("full message does not name the slots: %s", body)
 	}
 	var list []fleet.RebootLock
-	if err := h.api.Do(ctx, "GET", "/api/reboot-locks", nil, &list); err != nil || len(list) != 2 || list[0].Group != "default" || len(list[0].Holders) != 2 || list[1].Group != "workers" {
+	if err := h.api.Do(ctx, "GET", "/api/reboot-locks", nil, &list); err != nil || len(list) != 3 || list[0].Group != "default" || len(list[0].Holders) != 2 || list[1].Group != "workers" {
 		t.Fatalf("list: %+v %v", list, err)
 	}
 	if err := h.api.Do(ctx, "DELETE", "/api/reboot-locks/default/holders/b", nil, &got); err != nil || got.Holds("b") || !got.Holds("a") {
@@ -156,7 +164,7 @@ func TestFleetLockProtocol(t *testing.T) {
 	}
 	metrics := get(t, base+"/metrics")
 	for _, want := range []string{`strata_fleet_reboot_lock_requests_total{endpoint="pre-reboot",result="full"} 2`,
-		`strata_fleet_reboot_lock_requests_total{endpoint="steady-state",result="released"} 1`} {
+		`strata_fleet_reboot_lock_requests_total{endpoint="steady-state",result="released"} 2`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
