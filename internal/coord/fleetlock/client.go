@@ -10,7 +10,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/stratalinux/strata/internal/coord"
 	"github.com/stratalinux/strata/internal/limitread"
@@ -116,14 +119,47 @@ func (c *Client) post(ctx context.Context, endpoint, u string) error {
 	if res.StatusCode == http.StatusOK {
 		return nil
 	}
-	rej := &Rejection{Endpoint: endpoint, Status: res.StatusCode}
+	if rerr != nil {
+		b = nil
+	}
+	return rejection(endpoint, res.StatusCode, b)
+}
+
+// maxShown bounds what of a server's kind and value reaches logs and the
+// agent's status line.
+const maxShown = 256
+
+// rejection reads a server's error body: its kind and value when it is
+// the protocol's JSON, else Zincati's generic_http_<status>. Both are
+// made one printable line of bounded length (the server is not trusted
+// to send either).
+func rejection(endpoint string, status int, body []byte) *Rejection {
+	rej := &Rejection{Endpoint: endpoint, Status: status}
 	var e Error
-	if rerr == nil && json.Unmarshal(b, &e) == nil && e.Kind != "" {
-		rej.Kind, rej.Value = e.Kind, e.Value
+	if json.Unmarshal(body, &e) == nil && e.Kind != "" {
+		rej.Kind, rej.Value = oneLine(e.Kind), oneLine(e.Value)
+		if rej.Value == "" {
+			rej.Value = "(no description from the server)"
+		}
 	} else {
-		rej.Kind, rej.Value = fmt.Sprintf("generic_http_%d", res.StatusCode), "(unknown server error)"
+		rej.Kind, rej.Value = fmt.Sprintf("generic_http_%d", status), "(unknown server error)"
 	}
 	return rej
+}
+
+func oneLine(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= maxShown {
+			b.WriteString("…")
+			break
+		}
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			r = ' '
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Acquire takes a reboot slot, retrying with backoff until the server
@@ -141,14 +177,21 @@ func (c *Client) Release(ctx context.Context) error {
 }
 
 func (c *Client) retry(ctx context.Context, op func(context.Context) error) error {
+	var last error
 	for n := 0; ; n++ {
 		err := op(ctx)
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+			// The attempt ctx cut short says less than the answer
+			// before it (the server's refusal).
+			if last == nil {
+				last = err
+			}
+			return fmt.Errorf("%w (gave up: %w)", last, ctx.Err())
 		}
+		last = err
 		var rej *Rejection
 		if errors.As(err, &rej) && rej.Status == http.StatusBadRequest {
 			return err
@@ -162,7 +205,7 @@ func (c *Client) retry(ctx context.Context, op func(context.Context) error) erro
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+			return fmt.Errorf("%w (gave up: %w)", last, ctx.Err())
 		case <-t.C:
 		}
 	}

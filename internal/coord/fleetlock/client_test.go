@@ -214,3 +214,20 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func FuzzRejection(f *testing.F) {
+	f.Add(409, []byte(`{"kind":"failed_lock_semaphore_full","value":"full"}`))
+	f.Add(500, []byte(`<html>`))
+	f.Add(400, []byte(`{"kind":"x\n\u001b[31m","value":"`+strings.Repeat("v", 1000)+`"}`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		r := rejection("pre-reboot", status, body)
+		if r.Kind == "" || r.Value == "" {
+			t.Fatalf("empty kind or value: %+v", r)
+		}
+		for _, s := range []string{r.Kind, r.Value, r.Error()} {
+			if strings.ContainsAny(s, "\n\r\x1b\x00") || len(s) > 2*maxShown+100 {
+				t.Fatalf("not one bounded line: %q", s)
+			}
+		}
+	})
+}
