@@ -21,6 +21,10 @@ const DefaultRebootLockMax = 1
 // a whole fleet reboot at once without anyone noticing a huge number).
 const MaxRebootLockMax = 10000
 
+// MaxRebootGroups bounds the groups clients may create: the FleetLock
+// endpoints carry no credentials, and each new group is a stored row.
+const MaxRebootGroups = 1000
+
 // RebootLock is one group's semaphore.
 type RebootLock struct {
 	Group   string             `json:"group"`

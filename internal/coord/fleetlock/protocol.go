@@ -43,6 +43,7 @@ const (
 	KindBadParams     = "invalid_client_params"
 	KindTooLarge      = "request_too_large"
 	KindSemaphoreFull = "failed_lock_semaphore_full"
+	KindTooManyGroups = "failed_lock_too_many_groups"
 	KindLockFailed    = "failed_lock"
 	KindUnlockFailed  = "failed_unlock"
 )

@@ -103,7 +103,9 @@ func (s *sqlStore) UpdateRebootLock(ctx context.Context, group string, fn Reboot
 // these, on PostgreSQL the row lock does, so concurrent requests never
 // grant more than max slots. A group that did not exist and would be
 // stored as the default with no holders is not written (a steady-state of
-// an unknown group leaves no row behind) unless keep is set.
+// an unknown group leaves no row behind) unless keep is set; without
+// keep (a client's request), a group beyond fleet.MaxRebootGroups is
+// refused.
 func (s *sqlStore) updateRebootLock(ctx context.Context, group string, keep bool, fn RebootLockFunc) (fleet.RebootLock, error) {
 	fail := func(err error) (fleet.RebootLock, error) {
 		return fleet.RebootLock{}, fmt.Errorf("store: reboot lock %s: %w", group, err)
@@ -142,6 +144,15 @@ func (s *sqlStore) updateRebootLock(ctx context.Context, group string, keep bool
 	next.Group = group
 	if created && !keep && len(next.Holders) == 0 && next.Max == fleet.DefaultRebootLockMax {
 		return next, nil // rolled back: nothing worth a row
+	}
+	if created && !keep {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM reboot_locks`).Scan(&n); err != nil {
+			return fail(err)
+		}
+		if n > fleet.MaxRebootGroups { // n counts the row just inserted
+			return cur, fmt.Errorf("reboot group %s: %w (at most %d)", group, ErrTooManyGroups, fleet.MaxRebootGroups)
+		}
 	}
 	if err := s.writeLockDiff(ctx, tx, cur, next); err != nil {
 		return fail(err)

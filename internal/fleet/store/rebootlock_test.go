@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -157,4 +158,34 @@ func testRebootLockContention(t *testing.T, s Store) {
 		t.Errorf("after all released: %+v %v", l, err)
 	}
 	t.Logf("%d clients × %d rounds, peak %d concurrent holders of %d", clients, rounds, peak.Load(), slots)
+}
+
+// Clients cannot create groups without bound (the FleetLock endpoints
+// carry no credentials); existing groups and releases keep working.
+func testRebootLockGroupLimit(t *testing.T, s Store) {
+	ctx := context.Background()
+	var vals []string
+	for i := range fleet.MaxRebootGroups {
+		vals = append(vals, fmt.Sprintf("('g%04d', 1, 0)", i))
+	}
+	if _, err := s.(*sqlStore).write.ExecContext(ctx, `INSERT INTO reboot_locks (group_name, max_holders, updated) VALUES `+strings.Join(vals, ", ")); err != nil {
+		t.Fatal(err)
+	}
+	var r fleet.LockResult
+	if _, err := s.UpdateRebootLock(ctx, "one-too-many", lockFn("a", time.Now(), &r)); !errors.Is(err, ErrTooManyGroups) {
+		t.Fatalf("new group beyond the limit: %v", err)
+	}
+	if l, err := s.RebootLock(ctx, "one-too-many"); err != nil || len(l.Holders) != 0 {
+		t.Fatalf("refused group was stored: %+v %v", l, err)
+	}
+	if _, err := s.UpdateRebootLock(ctx, "one-too-many", unlockFn("a")); err != nil {
+		t.Fatalf("release in an unknown group at the limit: %v", err)
+	}
+	if _, err := s.UpdateRebootLock(ctx, "g0007", lockFn("a", time.Now(), &r)); err != nil || r != fleet.LockGranted {
+		t.Fatalf("existing group at the limit: %v %v", r, err)
+	}
+	// The administrator may still create one.
+	if _, err := s.SetRebootLockMax(ctx, "admin-made", 2); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -138,4 +138,7 @@ type Expired struct {
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("already exists")
+	// ErrTooManyGroups refuses a new reboot group beyond
+	// fleet.MaxRebootGroups.
+	ErrTooManyGroups = errors.New("too many reboot groups")
 )

@@ -51,6 +51,7 @@ func runSuite(t *testing.T, open func(*testing.T) Store) {
 		"GrantingGroup":        testGrantingGroup,
 		"RebootLock":           testRebootLock,
 		"RebootLockContention": testRebootLockContention,
+		"RebootLockGroupLimit": testRebootLockGroupLimit,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })

@@ -29,6 +29,7 @@ var fleetLockStatus = map[string]int{
 	fleetlock.KindBadParams:     http.StatusBadRequest,
 	fleetlock.KindTooLarge:      http.StatusRequestEntityTooLarge,
 	fleetlock.KindSemaphoreFull: http.StatusConflict,
+	fleetlock.KindTooManyGroups: http.StatusConflict,
 	fleetlock.KindLockFailed:    http.StatusInternalServerError,
 	fleetlock.KindUnlockFailed:  http.StatusInternalServerError,
 }
@@ -87,6 +88,11 @@ func (s *Server) handlePreReboot(w http.ResponseWriter, r *http.Request) {
 		res = rr
 		return next, nil
 	})
+	if errors.Is(err, store.ErrTooManyGroups) {
+		s.fleetLockFailed(w, "pre-reboot", p, &fleetlock.Error{Kind: fleetlock.KindTooManyGroups,
+			Value: fmt.Sprintf("the server already has %d reboot groups; use an existing group", fleet.MaxRebootGroups)})
+		return
+	}
 	if err != nil {
 		s.log.Error("fleet: FleetLock pre-reboot failed", "group", p.Group, "id", p.ID, "err", err)
 		s.fleetLockFailed(w, "pre-reboot", p, &fleetlock.Error{Kind: fleetlock.KindLockFailed, Value: "the server could not update the semaphore; see its log"})
