@@ -269,3 +269,21 @@ func FuzzFleetLockRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestFleetLockGroupLimit(t *testing.T) {
+	h := newHarness(t, "")
+	ctx := context.Background()
+	for i := range fleet.MaxRebootGroups {
+		if _, err := h.srv.Store().SetRebootLockMax(ctx, fmt.Sprintf("g%d", i), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, body := flPost(t, h.http.URL, "pre-reboot", "true", flBody("a", "new-group"))
+	wantKind(t, "a new group beyond the limit", code, body, http.StatusConflict, fleetlock.KindTooManyGroups)
+	if code, body := flPost(t, h.http.URL, "steady-state", "true", flBody("a", "new-group")); code != 200 {
+		t.Errorf("steady-state in an unknown group at the limit: %d %s", code, body)
+	}
+	if code, body := flPost(t, h.http.URL, "pre-reboot", "true", flBody("a", "g7")); code != 200 {
+		t.Errorf("existing group at the limit: %d %s", code, body)
+	}
+}
