@@ -66,6 +66,19 @@ func TestServeRepositoryAndFleet(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `<response protocol="3.0"`) {
 		t.Errorf("omaha: %d %s", resp.StatusCode, body)
 	}
+	// FleetLock's paths reach the fleet server, not the repository at /.
+	for _, ep := range []string{"pre-reboot", "steady-state"} {
+		fl, _ := http.NewRequest("POST", base+"/v1/"+ep, strings.NewReader(`{"client_params":{"id":"m1","group":"default"}}`))
+		fl.Header.Set("fleet-lock-protocol", "true")
+		resp, err := http.DefaultClient.Do(fl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("FleetLock %s: %d", ep, resp.StatusCode)
+		}
+	}
 	if _, err := os.Stat(filepath.Join(data, "fleet.db")); err != nil {
 		t.Errorf("no SQLite database in --data: %v", err)
 	}

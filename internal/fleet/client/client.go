@@ -224,3 +224,30 @@ func (c *Client) Activity(ctx context.Context, q ActivityQuery) ([]fleet.Activit
 	var out []fleet.Activity
 	return out, c.do(ctx, "GET", path, nil, &out)
 }
+
+func lockPath(group string) string { return "/api/reboot-locks/" + url.PathEscape(group) }
+
+// RebootLocks lists the FleetLock reboot semaphores by group.
+func (c *Client) RebootLocks(ctx context.Context) ([]fleet.RebootLock, error) {
+	var out []fleet.RebootLock
+	return out, c.do(ctx, "GET", "/api/reboot-locks", nil, &out)
+}
+
+// RebootLock reads one group's semaphore (the default when none is stored).
+func (c *Client) RebootLock(ctx context.Context, group string) (fleet.RebootLock, error) {
+	var out fleet.RebootLock
+	return out, c.do(ctx, "GET", lockPath(group), nil, &out)
+}
+
+// SetRebootLockMax sets how many nodes of group may reboot at once.
+func (c *Client) SetRebootLockMax(ctx context.Context, group string, n int) (fleet.RebootLock, error) {
+	var out fleet.RebootLock
+	return out, c.do(ctx, "PUT", lockPath(group), web.RebootLockRequest{MaxHolders: &n}, &out)
+}
+
+// ReleaseRebootLock frees the slot id holds in group (for a node that
+// died holding it, as locksmithctl unlock).
+func (c *Client) ReleaseRebootLock(ctx context.Context, group, id string) (fleet.RebootLock, error) {
+	var out fleet.RebootLock
+	return out, c.do(ctx, "DELETE", lockPath(group)+"/holders/"+url.PathEscape(id), nil, &out)
+}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -220,5 +221,38 @@ func TestClientAuth(t *testing.T) {
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || errors.Is(err, ErrConflict) {
 		t.Fatalf("bad token: %v, want HTTP 401", err)
+	}
+}
+
+// Reboot locks through the typed client, with a node taking a slot over
+// the FleetLock endpoint in between.
+func TestClientRebootLocks(t *testing.T) {
+	c, base := serve(t)
+	ctx := context.Background()
+	if l := must(c.RebootLock(ctx, "workers"))(t); l.Max != fleet.DefaultRebootLockMax || len(l.Holders) != 0 {
+		t.Fatalf("unknown group: %+v", l)
+	}
+	if l := must(c.SetRebootLockMax(ctx, "workers", 2))(t); l.Max != 2 {
+		t.Fatalf("set max: %+v", l)
+	}
+	req, _ := http.NewRequest("POST", base+"/v1/pre-reboot", strings.NewReader(`{"client_params":{"id":"m1","group":"workers"}}`))
+	req.Header.Set("fleet-lock-protocol", "true")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("pre-reboot: %v %v", res, err)
+	}
+	res.Body.Close()
+	ls := must(c.RebootLocks(ctx))(t)
+	if len(ls) != 1 || ls[0].Group != "workers" || ls[0].Max != 2 || len(ls[0].Holders) != 1 || ls[0].Holders[0].ID != "m1" || ls[0].Holders[0].Since.IsZero() {
+		t.Fatalf("list: %+v", ls)
+	}
+	if l := must(c.ReleaseRebootLock(ctx, "workers", "m1"))(t); len(l.Holders) != 0 {
+		t.Fatalf("release: %+v", l)
+	}
+	if _, err := c.ReleaseRebootLock(ctx, "workers", "m1"); !errors.Is(err, web.ErrNotFound) {
+		t.Fatalf("release of a non-holder: %v", err)
+	}
+	if _, err := c.SetRebootLockMax(ctx, "workers", -1); err == nil {
+		t.Fatal("negative max accepted")
 	}
 }

@@ -67,6 +67,17 @@ type Store interface {
 	ListActivity(ctx context.Context, f ActivityFilter) ([]fleet.Activity, error)
 	// InstanceCounts counts alive instances by app, version and status.
 	InstanceCounts(ctx context.Context, aliveSince time.Time) ([]InstanceCount, error)
+
+	// RebootLock reads a group's FleetLock semaphore (the default, one
+	// slot and no holders, when none is stored).
+	RebootLock(ctx context.Context, group string) (fleet.RebootLock, error)
+	// ListRebootLocks lists the stored semaphores by group.
+	ListRebootLocks(ctx context.Context) ([]fleet.RebootLock, error)
+	// SetRebootLockMax sets a group's slots, keeping its holders.
+	SetRebootLockMax(ctx context.Context, group string, max int) (fleet.RebootLock, error)
+	// UpdateRebootLock locks the group's semaphore, reads it and writes
+	// what fn decides, in one transaction.
+	UpdateRebootLock(ctx context.Context, group string, fn RebootLockFunc) (fleet.RebootLock, error)
 }
 
 // Touch is one instance's latest check-in.
@@ -127,4 +138,7 @@ type Expired struct {
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("already exists")
+	// ErrTooManyGroups refuses a new reboot group beyond
+	// fleet.MaxRebootGroups.
+	ErrTooManyGroups = errors.New("too many reboot groups")
 )

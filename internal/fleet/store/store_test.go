@@ -39,16 +39,19 @@ func TestPostgres(t *testing.T) {
 
 func runSuite(t *testing.T, open func(*testing.T) Store) {
 	tests := map[string]func(*testing.T, Store){
-		"Admin":              testAdmin,
-		"ConcurrentGrants":   testConcurrentGrants,
-		"BatchedTransitions": testBatchedTransitions,
-		"Touch":              testTouch,
-		"Lifecycle":          testLifecycle,
-		"OptimisticConflict": testOptimisticConflict,
-		"Expiry":             testExpiry,
-		"Listing":            testListing,
-		"Migrate twice":      testMigrateTwice,
-		"GrantingGroup":      testGrantingGroup,
+		"Admin":                testAdmin,
+		"ConcurrentGrants":     testConcurrentGrants,
+		"BatchedTransitions":   testBatchedTransitions,
+		"Touch":                testTouch,
+		"Lifecycle":            testLifecycle,
+		"OptimisticConflict":   testOptimisticConflict,
+		"Expiry":               testExpiry,
+		"Listing":              testListing,
+		"Migrate twice":        testMigrateTwice,
+		"GrantingGroup":        testGrantingGroup,
+		"RebootLock":           testRebootLock,
+		"RebootLockContention": testRebootLockContention,
+		"RebootLockGroupLimit": testRebootLockGroupLimit,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })

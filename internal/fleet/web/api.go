@@ -58,6 +58,10 @@ func (s *Server) apiRoutes(m *http.ServeMux) {
 	h("GET /api/apps/{app}/instances/{machine}", s.apiGetInstance)
 	h("PUT /api/apps/{app}/instances/{machine}/pin", s.apiPin)
 	h("GET /api/activity", s.apiActivity)
+	h("GET /api/reboot-locks", s.apiListRebootLocks)
+	h("GET /api/reboot-locks/{group}", s.apiGetRebootLock)
+	h("PUT /api/reboot-locks/{group}", s.apiSetRebootLock)
+	h("DELETE /api/reboot-locks/{group}/holders/{id}", s.apiReleaseRebootLock)
 }
 
 // httpError carries an HTTP status to the JSON error writer.

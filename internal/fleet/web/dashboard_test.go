@@ -138,7 +138,15 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	}
 	base := h.http.URL
-	shot("apps", base+"/ui/", "table", contains("strata-os", "docker"))
+	// A node holds a reboot slot: the FleetLock table shows it.
+	if code, body := flPost(t, base, "pre-reboot", "true", flBody("0000000000000000000000000000012b", "workers")); code != 200 {
+		t.Fatalf("pre-reboot: %d %s", code, body)
+	}
+	shot("apps", base+"/ui/", "#reboot-locks", contains("strata-os", "docker", "Reboot locks", "workers", "0000000000000000000000000000012b since"))
+	holders, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#reboot-locks tbody tr")].map(r => [...r.cells].slice(0, 3).map(c => c.textContent).join("|"))`))
+	if err != nil || len(holders) != 1 || holders[0] != "workers|1|1" {
+		t.Errorf("reboot lock rows in the DOM: %q %v, want [workers|1|1]", holders, err)
+	}
 	// The server's bare address leads to the dashboard.
 	shot("root", base+"/", "table", contains("strata-os", "docker"))
 	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || loc != base+"/ui/" {

@@ -18,6 +18,7 @@ type serverMetrics struct {
 	refusals      *metrics.CounterVec
 	eventErrors   *metrics.CounterVec
 	requestErrors *metrics.CounterVec
+	fleetLock     *metrics.CounterVec
 	latency       *metrics.HistogramVec
 }
 
@@ -35,6 +36,8 @@ func newMetrics(s *Server) *serverMetrics {
 			"Failure events (3/0) reported by nodes, by update_engine error code without flags.", "code"),
 		requestErrors: reg.NewCounterVec("strata_fleet_request_errors_total",
 			"Requests answered with an HTTP error, by cause.", "cause"),
+		fleetLock: reg.NewCounterVec("strata_fleet_reboot_lock_requests_total",
+			"FleetLock requests by endpoint (pre-reboot, steady-state) and result (granted, held, full, released, not-held, or the error kind).", "endpoint", "result"),
 		latency: reg.NewHistogramVec("strata_fleet_request_duration_seconds", "Request latency by endpoint.",
 			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}, "endpoint"),
 	}

@@ -43,7 +43,7 @@ type Config struct {
 
 // Prefixes are the URL paths the fleet handler owns; a server that mounts
 // it beside other handlers (the static repository) routes these to it.
-var Prefixes = []string{"/v1/update", "/api/", "/ui/", "/metrics"}
+var Prefixes = []string{"/v1/update", "/v1/pre-reboot", "/v1/steady-state", "/api/", "/ui/", "/metrics"}
 
 // DefaultRetention keeps a month of events, half a year of activity and
 // forgets instances that have not checked in for 90 days.
@@ -260,6 +260,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/update", s.handleOmaha)
 	m.HandleFunc("POST /v1/update/{$}", s.handleOmaha)
 	m.HandleFunc("POST /v1/update/{secret}", s.handleOmaha)
+	m.HandleFunc("POST /v1/pre-reboot", s.handlePreReboot)
+	m.HandleFunc("POST /v1/steady-state", s.handleSteadyState)
 	m.Handle("GET /metrics", s.metrics.handler())
 	// A browser pointed at the server's address lands on the dashboard
 	// (a server mounting a repository at / keeps that instead).

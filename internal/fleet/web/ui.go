@@ -91,7 +91,11 @@ func (s *Server) uiApps(w http.ResponseWriter, r *http.Request) (string, map[str
 		}
 		rows = append(rows, rw)
 	}
-	return "apps.html", map[string]any{"Title": "Applications", "Apps": rows}, nil
+	locks, err := s.st.ListRebootLocks(r.Context())
+	if err != nil {
+		return "", nil, err
+	}
+	return "apps.html", map[string]any{"Title": "Applications", "Apps": rows, "Locks": locks}, nil
 }
 
 func policySummary(p fleet.Policy) string {
