@@ -54,11 +54,11 @@ func TestParseConfigDefaultsAndErrors(t *testing.T) {
 		t.Fatalf("best-effort without etcd: %s", c.Strategy)
 	}
 	for in, want := range map[string]string{
-		"REBOOT_STRATEGY=sometimes\n":                   "REBOOT_STRATEGY=\"sometimes\"",
-		"LOCKSMITHD_REBOOT_WINDOW_START=04:00\n":        "set both or neither",
-		"just words\n":                                  "x line 1",
-		"STRATA_POLL_INTERVAL=often\n":                  "STRATA_POLL_INTERVAL",
-		"REBOOT_STRATEGY=fleetlock\n":                   "FLEETLOCK_URL",
+		"REBOOT_STRATEGY=sometimes\n":                    "REBOOT_STRATEGY=\"sometimes\"",
+		"LOCKSMITHD_REBOOT_WINDOW_START=04:00\n":         "set both or neither",
+		"just words\n":                                   "x line 1",
+		"STRATA_POLL_INTERVAL=often\n":                   "STRATA_POLL_INTERVAL",
+		"REBOOT_STRATEGY=fleetlock\n":                    "FLEETLOCK_URL",
 		"SERVER=a\n" + strings.Repeat("#", 70000) + "\n": "too long",
 	} {
 		_, err := ParseConfig([]Layer{{"x", []byte(in)}})

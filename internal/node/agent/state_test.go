@@ -142,7 +142,7 @@ func TestParseAnswer(t *testing.T) {
 		"file codebase":  {answer("ok", "2.0.0", "file:///etc/", "shadow", 7, sum), "not an http(s) URL"},
 		"no sha256":      {answer("ok", "2.0.0", "http://fleet/", "u.raw", 7, ""), "postinstall action's sha256"},
 		"zero size":      {answer("ok", "2.0.0", "http://fleet/", "u.raw", 0, sum), "size 0"},
-		"huge":           {answer("ok", "2.0.0", "http://fleet/", "u.raw", 1 << 40, sum), "16 GiB"},
+		"huge":           {answer("ok", "2.0.0", "http://fleet/", "u.raw", 1<<40, sum), "16 GiB"},
 		"bad status":     {answer("error-internal", "", "", "", 0, ""), "updatecheck status \"error-internal\""},
 		"bad version":    {answer("ok", "latest", "http://fleet/", "u.raw", 7, sum), "not a version"},
 		"other app only": {&omaha.Response{Apps: []*omaha.ResponseApp{{ID: "x", Status: "ok"}}}, "no app"},
