@@ -506,7 +506,14 @@ func (a *Agent) install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	disk, size, booted, err := a.openDisk(true)
+	// The booted slot is the one seen at start, never re-guessed from the
+	// table: after a crash past the arm step the boot loader's pick is
+	// the new slot, and Install would then write over the running one.
+	booted := a.obs.Booted
+	if a.j.BootedSlot != "" && booted != a.j.BootedSlot {
+		return a.fail(CodeFilesystemCopier, fmt.Errorf("install %s: the booted slot is %s, the update began on %s; not writing either", o.Version, booted, a.j.BootedSlot), "install-failed")
+	}
+	disk, size, _, err := a.openDisk(true)
 	if err != nil {
 		return a.fail(CodeFilesystemCopier, fmt.Errorf("install %s: %w", o.Version, err), "install-failed")
 	}
@@ -597,7 +604,8 @@ func (a *Agent) healthCheck(ctx context.Context) error {
 	for _, u := range a.Config.HealthUnits {
 		checks = append(checks, osimage.UnitCheck(u))
 	}
-	disk, size, booted, err := a.openDisk(true)
+	booted := a.obs.Booted
+	disk, size, _, err := a.openDisk(true)
 	if err != nil {
 		return err
 	}
