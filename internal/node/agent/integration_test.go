@@ -305,3 +305,76 @@ func TestAgentUpdatesAgainstStrataServe(t *testing.T) {
 }
 
 var errCrash = errors.New("simulated crash")
+
+// runUntil restarts the node's agent after every simulated crash until
+// the journal reaches phase, checking after each crash that no slot is
+// armed without a complete, verified record.
+func (n *node) runUntil(t *testing.T, booted string, hook func(string) error, done func(Journal) bool) {
+	t.Helper()
+	ctx := context.Background()
+	for try := 0; try < 8; try++ {
+		a := n.agent(t, booted, hook)
+		err := a.Start(ctx)
+		if err == nil {
+			_, err = a.RunOnce(ctx, true)
+		}
+		var st *Stopped
+		if errors.As(err, &st) {
+			next, infos := n.slots(t)
+			if next == "B" && (infos[1].Record == nil || infos[1].Record.Version != "2.0.0") {
+				t.Fatalf("crash after %s: slot B armed without a record: %+v", st.Step, infos[1])
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		if done(a.Journal()) {
+			return
+		}
+	}
+	t.Fatal("the agent did not get there in 8 runs")
+}
+
+func TestAgentCrashAtEveryStep(t *testing.T) {
+	e := newFleetEnv(t)
+	var steps []string
+	record := func(s string) error { steps = append(steps, s); return nil }
+	rebooting := func(j Journal) bool { return j.Phase == Rebooting }
+	settled := func(j Journal) bool { return j.Phase == Idle && len(j.Outbox) == 0 }
+	clean := e.node(t)
+	clean.runUntil(t, "A", record, rebooting)
+	before := len(steps)
+	clean.setBoot(t, 2)
+	clean.runUntil(t, "B", record, settled)
+	t.Logf("%d steps before the reboot, %d after: %q", before, len(steps)-before, steps)
+	want := []string{"13/1", "14/1", "3/1", "3/2<1.0.0"}
+	if got := clean.events(t); !slices.Equal(got, want) {
+		t.Fatalf("clean run: events %q", got)
+	}
+	for i, step := range steps {
+		t.Run(fmt.Sprintf("%02d-%s", i, step), func(t *testing.T) {
+			n := e.node(t)
+			calls := 0
+			hook := func(string) error {
+				calls++
+				if calls == i+1 {
+					return errCrash
+				}
+				return nil
+			}
+			n.runUntil(t, "A", hook, rebooting)
+			n.setBoot(t, 2)
+			n.runUntil(t, "B", hook, settled)
+			if got := n.events(t); !slices.Equal(got, want) {
+				t.Fatalf("events %q, want %q (none lost, none twice)", got, want)
+			}
+			if in := n.instance(t); in.Status != fleet.StatusComplete || in.Version != "2.0.0" {
+				t.Fatalf("instance %+v", in)
+			}
+			if _, infos := n.slots(t); !infos[1].Successful {
+				t.Fatalf("slot B not committed: %+v", infos[1])
+			}
+		})
+	}
+}

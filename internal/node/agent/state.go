@@ -158,6 +158,11 @@ func Resume(j Journal, obs Observed) Journal {
 	case RebootPending, WaitingForLock, Rebooting:
 		rebooted := j.ArmedBootID != "" && obs.BootID != "" && obs.BootID != j.ArmedBootID || obs.Booted != j.BootedSlot
 		if !rebooted {
+			if j.Phase == Rebooting {
+				// Stopped between journalling the reboot and rebooting:
+				// decide again (the lock, if taken, is still held).
+				j.Phase = RebootPending
+			}
 			break
 		}
 		if obs.Booted == j.TargetSlot {

@@ -53,7 +53,7 @@ func TestNext(t *testing.T) {
 func TestResume(t *testing.T) {
 	armed := Journal{Phase: Rebooting, Offer: &Offer{Version: "2.0.0"}, FromVersion: "1.0.0", BootedSlot: "A", TargetSlot: "B", ArmedBootID: "{boot-1}", LockHeld: true}
 	// Same boot, same slot: still waiting.
-	if j := Resume(armed, Observed{BootID: "{boot-1}", Booted: "A", Version: "1.0.0"}); j.Phase != Rebooting || len(j.Outbox) != 0 {
+	if j := Resume(armed, Observed{BootID: "{boot-1}", Booted: "A", Version: "1.0.0"}); j.Phase != RebootPending || len(j.Outbox) != 0 || !j.LockHeld {
 		t.Fatalf("same boot: %+v", j)
 	}
 	// Booted into the new slot: health check next.
