@@ -220,6 +220,9 @@ func (a *Agent) RunOnce(ctx context.Context, force bool) (time.Time, error) {
 		if first == nil {
 			first = err
 		}
+		if len(a.j.pendingEvents()) > 0 && act != ActSendEvents {
+			continue // report the failure now (a refused answer's 3/0)
+		}
 		switch act {
 		case ActSendEvents, ActCheck, ActTakeLock, ActReleaseLock, ActReboot, ActHealthCheck:
 			// The server, the lock or the machine is not cooperating: try
@@ -344,10 +347,11 @@ func (a *Agent) check(ctx context.Context) error {
 	}
 	a.j.Phase = Idle
 	if res.Offer == nil {
+		a.j.Failures, a.j.LastError = 0, ""
 		if res.Skipped != "" {
+			a.j.LastError = fmt.Sprintf("%s offered again, not retried: this node rolled back from it", res.Skipped)
 			a.log().Info("agent: not retrying the version this node rolled back from", "version", res.Skipped)
 		}
-		a.j.Failures, a.j.LastError = 0, ""
 		a.j.NextCheck = now.Add(a.interval(res.Poll))
 		return a.save("noupdate")
 	}

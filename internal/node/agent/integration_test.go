@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/stratalinux/strata/internal/fleet/client"
 	"github.com/stratalinux/strata/internal/fleet/web"
 	"github.com/stratalinux/strata/internal/gpt"
+	"github.com/stratalinux/strata/internal/omaha"
 	"github.com/stratalinux/strata/internal/osimage"
 	"github.com/stratalinux/strata/internal/rootfs"
 	"github.com/stratalinux/strata/internal/slot"
@@ -374,6 +376,197 @@ func TestAgentCrashAtEveryStep(t *testing.T) {
 			}
 			if _, infos := n.slots(t); !infos[1].Successful {
 				t.Fatalf("slot B not committed: %+v", infos[1])
+			}
+		})
+	}
+}
+
+func TestAgentReportsRollback(t *testing.T) {
+	e := newFleetEnv(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		health string
+	}{{"boot loader fell back", "true"}, {"health check failed", "false"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := e.node(t)
+			write(t, n.root, "/etc/strata/update.conf", "")
+			a := n.agent(t, "A", nil)
+			if err := a.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.RunOnce(ctx, true); err != nil || a.Journal().Phase != Rebooting {
+				t.Fatalf("update: %v %+v", err, a.Journal())
+			}
+			n.setBoot(t, 2)
+			if tc.health == "false" {
+				// The new slot boots but fails its health check: the agent
+				// makes the old slot boot next and reboots.
+				a = n.agent(t, "B", nil)
+				a.Config.HealthChecks = []string{"echo kubelet not ready; false"}
+				if err := a.Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+				_, err := a.RunOnce(ctx, false)
+				if err != nil || !strings.Contains(a.Journal().LastError, "kubelet not ready") || n.reboots != 2 {
+					t.Fatalf("failed health check: %v %+v, %d reboots", err, a.Journal(), n.reboots)
+				}
+				if next, infos := n.slots(t); next != "A" || infos[1].Successful {
+					t.Fatalf("after a failed health check the next slot is %s, B %+v", next, infos[1])
+				}
+				n.setBoot(t, 3)
+			}
+			a = n.agent(t, "A", nil)
+			if err := a.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.RunOnce(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			j := a.Journal()
+			if j.Phase != Idle || !slices.Contains(j.Skip, "2.0.0") || !strings.Contains(j.LastError, "rolled back") {
+				t.Fatalf("after rollback: %+v", j)
+			}
+			want := []string{"13/1", "14/1", "3/1", "3/0:268435500"}
+			if got := n.events(t); !slices.Equal(got, want) {
+				t.Fatalf("events %q, want %q", got, want)
+			}
+			// The server offers 2.0.0 again; the node does not retry it.
+			if _, err := a.RunOnce(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			if got := n.events(t); !slices.Equal(got, want) || a.Journal().Phase != Idle {
+				t.Fatalf("retried the rolled back version: %q %+v", got, a.Journal())
+			}
+		})
+	}
+}
+
+// fakeOmaha answers every check with answer and serves files; it records
+// the events nodes send.
+type fakeOmaha struct {
+	mu     sync.Mutex
+	answer func(base string) []byte
+	files  map[string][]byte
+	events []string
+	url    string
+}
+
+func newFakeOmaha(t *testing.T, files map[string][]byte) *fakeOmaha {
+	f := &fakeOmaha{files: files}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			b, ok := f.files[strings.TrimPrefix(r.URL.Path, "/files/")]
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			w.Write(b)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		req, err := omaha.DecodeBytes(body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		f.mu.Lock()
+		check := false
+		for _, ev := range req.Apps[0].Events {
+			if ev.Type == 3 && ev.Result == 2 && ev.PreviousVersion == "" {
+				continue // the idle check's 3/2
+			}
+			f.events = append(f.events, fmt.Sprintf("%d/%d:%s", ev.Type, ev.Result, ev.ErrorCode))
+		}
+		check = req.Apps[0].UpdateCheck != nil
+		answer := f.answer
+		f.mu.Unlock()
+		if !check {
+			w.Write([]byte(`<response protocol="3.0"><app appid="` + osApp + `" status="ok"><event status="ok"></event></app></response>`))
+			return
+		}
+		w.Write(answer(f.url + "/files/"))
+	}))
+	t.Cleanup(hs.Close)
+	f.url = hs.URL
+	return f
+}
+
+func offerXML(base, version, name string, size int64, sha256b64 string, extra string) []byte {
+	return []byte(`<?xml version="1.0" encoding="UTF-8"?>
+<response protocol="3.0" server="fake"><daystart elapsed_seconds="0"></daystart><app appid="{` + osApp + `}" status="ok">
+<updatecheck status="ok"><urls><url codebase="` + base + `"></url></urls><manifest version="` + version + `"><packages>
+<package name="` + name + `" hash="" size="` + fmt.Sprint(size) + `" required="true"></package>` + extra + `</packages>
+<actions><action event="postinstall" sha256="` + sha256b64 + `" DisablePayloadBackoff="true"></action></actions></manifest></updatecheck></app></response>`)
+}
+
+func TestAgentRefusesHostileAnswers(t *testing.T) {
+	e := newFleetEnv(t)
+	ctx := context.Background()
+	sum := sha256.Sum256(e.payload)
+	good := base64.StdEncoding.EncodeToString(sum[:])
+	other := sha256.Sum256([]byte("something else"))
+	wrong := base64.StdEncoding.EncodeToString(other[:])
+	size := int64(len(e.payload))
+	f := newFakeOmaha(t, map[string][]byte{"usr-2.0.0.raw": e.payload, "short.raw": e.payload[:4096]})
+	for _, tc := range []struct {
+		name   string
+		answer func(base string) []byte
+		want   string // in the one-line error
+		event  string // the 3/0 reported, "" none
+	}{
+		{"noupdate", func(string) []byte {
+			return []byte(`<response protocol="3.0"><app appid="` + osApp + `" status="ok"><updatecheck status="noupdate"></updatecheck></app></response>`)
+		}, "", ""},
+		{"huge body", func(string) []byte { return []byte("<response>" + strings.Repeat(" ", 2<<20) + "</response>") }, "exceeds 1 MiB", ""},
+		{"not xml", func(string) []byte { return []byte("<html>oops") }, "not Omaha XML", ""},
+		{"wrong hash", func(b string) []byte { return offerXML(b, "2.0.0", "usr-2.0.0.raw", size, wrong, "") }, "SHA256", "3/0:268435466"},
+		{"size smaller than served", func(b string) []byte { return offerXML(b, "2.0.0", "usr-2.0.0.raw", size-4096, good, "") }, "", "3/0:268435467"},
+		{"truncated payload", func(b string) []byte { return offerXML(b, "2.0.0", "short.raw", size, good, "") }, "", "3/0:"},
+		{"outside codebase", func(b string) []byte { return offerXML(b, "2.0.0", "../../etc/shadow", size, good, "") }, "not a plain file name", "3/0:268435490"},
+		{"older version", func(b string) []byte { return offerXML(b, "0.9.0", "usr-2.0.0.raw", size, good, "") }, "not newer than the running 1.0.0", "3/0:268435490"},
+		{"required extension fails", func(b string) []byte {
+			return offerXML(b, "2.0.0", "usr-2.0.0.raw", size, good, `<package name="missing.raw" hash="" hash_sha256="`+hex.EncodeToString(other[:])+`" size="5" required="true"></package>`)
+		}, "missing.raw", "3/0:268435465"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.mu.Lock()
+			f.answer, f.events = tc.answer, nil
+			f.mu.Unlock()
+			n := e.node(t)
+			a := n.agent(t, "A", nil)
+			a.Config.Server = f.url + "/v1/update/"
+			if err := a.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			_, err := a.RunOnce(ctx, true)
+			j := a.Journal()
+			if tc.want == "" && tc.event == "" {
+				if err != nil || j.Phase != Idle || j.LastError != "" {
+					t.Fatalf("noupdate: %v %+v", err, j)
+				}
+			} else {
+				if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") || j.LastError != err.Error() {
+					t.Fatalf("error %v (journal %q), want one line with %q", err, j.LastError, tc.want)
+				}
+				if j.Phase != Idle || j.Offer != nil || !j.NextCheck.After(time.Now()) {
+					t.Fatalf("journal after a refused answer: %+v", j)
+				}
+			}
+			f.mu.Lock()
+			evs := f.events
+			f.mu.Unlock()
+			var fails []string
+			for _, ev := range evs {
+				if strings.HasPrefix(ev, "3/0") {
+					fails = append(fails, ev)
+				}
+			}
+			if tc.event == "" && len(fails) != 0 || tc.event != "" && (len(fails) != 1 || !strings.HasPrefix(fails[0], tc.event)) {
+				t.Fatalf("events %q, want the failure %q", evs, tc.event)
+			}
+			if next, infos := n.slots(t); next != "A" || infos[1].Record != nil {
+				t.Fatalf("something was armed: next %s, B %+v", next, infos[1])
 			}
 		})
 	}
