@@ -450,11 +450,26 @@ type fakeOmaha struct {
 	files  map[string][]byte
 	events []string
 	url    string
+	// get, when set, serves the files instead of the map.
+	get      http.HandlerFunc
+	requests int
 }
 
 func newFakeOmaha(t *testing.T, files map[string][]byte) *fakeOmaha {
 	f := &fakeOmaha{files: files}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.requests++
+		get := f.get
+		f.mu.Unlock()
+		if r.URL.Path == "/down" {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		if r.Method == http.MethodGet && get != nil {
+			get(w, r)
+			return
+		}
 		if r.Method == http.MethodGet {
 			b, ok := f.files[strings.TrimPrefix(r.URL.Path, "/files/")]
 			if !ok {

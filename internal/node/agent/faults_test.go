@@ -1,0 +1,145 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stratalinux/strata/internal/download"
+)
+
+// A server that is down is asked once per backoff, and the backoff grows;
+// a server's PollInterval sets the next check.
+func TestAgentBacksOffAndObeysPollInterval(t *testing.T) {
+	e := newFleetEnv(t)
+	ctx := context.Background()
+	f := newFakeOmaha(t, nil)
+	f.answer = func(string) []byte {
+		return []byte(`<response protocol="3.0"><app appid="` + osApp + `" status="ok"><updatecheck status="noupdate" PollInterval="600"></updatecheck></app></response>`)
+	}
+	n := e.node(t)
+	a := n.agent(t, "A", nil)
+	a.Config.Server = f.url + "/v1/update/"
+	a.Omaha = nil
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.Omaha.URL = f.url + "/down"
+	var last time.Duration
+	for i := range 4 {
+		f.mu.Lock()
+		f.requests = 0
+		f.mu.Unlock()
+		before := time.Now()
+		_, err := a.RunOnce(ctx, i == 0)
+		if i == 0 && err == nil {
+			t.Fatal("no error from a server that is down")
+		}
+		f.mu.Lock()
+		reqs := f.requests
+		f.mu.Unlock()
+		if i == 0 && reqs != 1 || i > 0 && reqs != 0 {
+			t.Fatalf("round %d: %d requests to a server that is down", i, reqs)
+		}
+		if i == 0 {
+			last = a.Journal().NextCheck.Sub(before)
+			if last < 4*time.Second || !strings.Contains(a.Journal().LastError, "update check") {
+				t.Fatalf("backoff %v, error %q", last, a.Journal().LastError)
+			}
+		}
+	}
+	// Later failures wait longer (coord.Backoff doubles, ±20 %).
+	j := a.Journal()
+	j.NextCheck = time.Time{}
+	a.j = j
+	if _, err := a.RunOnce(ctx, false); err == nil {
+		t.Fatal("second failure not reported")
+	}
+	if d := time.Until(a.Journal().NextCheck); d < last {
+		t.Fatalf("second backoff %v not longer than the first %v", d, last)
+	}
+	// The server is back: PollInterval=600 sets the next check (±10 %).
+	a.Omaha.URL = f.url + "/v1/update/"
+	if _, err := a.RunOnce(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(a.Journal().NextCheck); d < 530*time.Second || d > 661*time.Second || a.Journal().Failures != 0 || a.Journal().LastError != "" {
+		t.Fatalf("after noupdate with PollInterval=600: next in %v, %+v", d, a.Journal())
+	}
+}
+
+// A payload server that dies or stalls half way: the attempt fails with
+// update_engine's code 9, nothing is armed, and the next grant resumes the
+// download from where it stopped (a Range request) and installs.
+func TestAgentResumesAfterServerDiesMidDownload(t *testing.T) {
+	e := newFleetEnv(t)
+	ctx := context.Background()
+	sum := sha256.Sum256(e.payload)
+	good := base64.StdEncoding.EncodeToString(sum[:])
+	for _, mode := range []string{"dies", "stalls"} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFakeOmaha(t, nil)
+			f.answer = func(b string) []byte { return offerXML(b, "2.0.0", "usr-2.0.0.raw", int64(len(e.payload)), good, "") }
+			var mu sync.Mutex
+			var ranges []string
+			broken := true
+			f.get = func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				ranges = append(ranges, r.Header.Get("Range"))
+				b := broken
+				broken = false
+				mu.Unlock()
+				if !b {
+					http.ServeContent(w, r, "p", time.Time{}, strings.NewReader(string(e.payload)))
+					return
+				}
+				half := len(e.payload) / 2
+				w.Header().Set("Content-Length", fmt.Sprint(len(e.payload)))
+				w.Write(e.payload[:half])
+				w.(http.Flusher).Flush()
+				if mode == "stalls" {
+					select {
+					case <-r.Context().Done():
+					case <-time.After(10 * time.Second):
+					}
+					return
+				}
+				panic(http.ErrAbortHandler) // the connection drops
+			}
+			n := e.node(t)
+			a := n.agent(t, "A", nil)
+			a.Config.Server = f.url + "/v1/update/"
+			a.Download = &download.Client{Stall: 300 * time.Millisecond}
+			if err := a.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			_, err := a.RunOnce(ctx, true)
+			if err == nil || strings.Contains(err.Error(), "\n") || a.Journal().Phase != Idle {
+				t.Fatalf("first attempt: %v %+v", err, a.Journal())
+			}
+			if next, infos := n.slots(t); next != "A" || infos[1].Record != nil {
+				t.Fatalf("armed after a broken download: %s %+v", next, infos[1])
+			}
+			f.mu.Lock()
+			evs := strings.Join(f.events, " ")
+			f.mu.Unlock()
+			if evs != "13/1: 3/0:268435465" {
+				t.Fatalf("events %q, want 13/1 then 3/0 code 9", evs)
+			}
+			if _, err := a.RunOnce(ctx, true); err != nil || a.Journal().Phase != Rebooting {
+				t.Fatalf("second attempt: %v %+v", err, a.Journal())
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(ranges) != 2 || ranges[0] != "" || ranges[1] != fmt.Sprintf("bytes=%d-", len(e.payload)/2) {
+				t.Fatalf("range requests %q: the second should resume at %d", ranges, len(e.payload)/2)
+			}
+		})
+	}
+}
