@@ -46,9 +46,11 @@ func NewLock(cfg Config, id string, log *slog.Logger) (coord.Lock, func() error,
 		}
 		return l, cli.Close, nil
 	case coord.FleetLock, coord.Kured:
-		// TODO(fleetlock,kured): wire internal/coord/fleetlock (client of
-		// FLEETLOCK_URL, group cfg.Group, id) and internal/coord/kured
-		// (sentinel + lock) here once branch s5-flock has landed them.
+		// TODO(fleetlock,kured): once branch s5-flock is merged, fleetlock is
+		//   l, err := fleetlock.New(cfg.FleetLockURL, fleetLockGroup(cfg), id, nil)
+		// (group cfg.LockGroup, else Zincati's "default"), and kured is
+		// internal/coord/kured's lock; Agent already writes the sentinel
+		// (KuredSentinel) on coord.HandOff.
 		return nil, nil, fmt.Errorf("REBOOT_STRATEGY=%s is not available in this build yet (use reboot, etcd-lock or off)", cfg.Strategy)
 	}
 	return nil, nil, fmt.Errorf("REBOOT_STRATEGY=%s has no lock backend", cfg.Strategy)
