@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/node/agent"
 	"github.com/stratalinux/strata/internal/rootfs"
 )
@@ -104,7 +105,15 @@ func (f *agentFlags) agent(env *Env) (*agent.Agent, func() error, error) {
 		arch = "arm64"
 	}
 	a := &agent.Agent{Config: cfg, Root: r, Dir: f.dir(r), Disk: f.disk, Booted: f.booted, Arch: arch, Lock: lock, Log: env.Log,
-		Reboot: f.reboot(env, cfg)}
+		Reboot: f.reboot(env, cfg),
+		Refresh: func(ctx context.Context) error {
+			me, err := newMergeEngine(env, imageclass.Sysext, r.Path())
+			if err != nil {
+				return err
+			}
+			_, err = me.Refresh(ctx)
+			return err
+		}}
 	return a, closeLock, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/stratalinux/strata/internal/coord"
@@ -19,6 +20,7 @@ import (
 	"github.com/stratalinux/strata/internal/gpt"
 	"github.com/stratalinux/strata/internal/omaha"
 	"github.com/stratalinux/strata/internal/osimage"
+	"github.com/stratalinux/strata/internal/repo"
 	"github.com/stratalinux/strata/internal/rootfs"
 	"github.com/stratalinux/strata/internal/slot"
 )
@@ -45,6 +47,9 @@ type Agent struct {
 	// Hook, when set, runs after every journal write and install step; an
 	// error stops the agent there as a crash would (fault injection).
 	Hook func(step string) error
+	// Refresh, when set, refreshes the sysext merge after extensions that
+	// rode along with the update were activated.
+	Refresh func(ctx context.Context) error
 	// Progress, when set, sees the payload download's progress.
 	Progress    func(done, total int64)
 	Interactive bool // requests say installsource="ondemandupdate"
@@ -356,6 +361,7 @@ func (a *Agent) check(ctx context.Context) error {
 		return a.save("noupdate")
 	}
 	a.log().Info("agent: update granted", "version", res.Offer.Version, "from", a.id.Version)
+	a.dropStaged(res.Offer.Version)
 	a.j.Offer, a.j.FromVersion, a.j.BootedSlot = res.Offer, a.id.Version, a.obs.Booted
 	a.j.Phase, a.j.LastError, a.j.ExtrasFailed = Downloading, "", nil
 	a.j.Queue(success(omaha.EventUpdateDownloadStarted), false)
@@ -367,6 +373,19 @@ func (a *Agent) payloadPath() string {
 }
 
 func (a *Agent) extrasDir(ver string) string { return filepath.Join(a.dir(), "extensions", ver) }
+
+// dropStaged removes extension payloads staged for any version but keep
+// (a rolled back or superseded update's) and their partial OS payloads.
+func (a *Agent) dropStaged(keep string) {
+	for _, sub := range []string{"extensions", "payload"} {
+		ents, _ := os.ReadDir(filepath.Join(a.dir(), sub))
+		for _, e := range ents {
+			if e.Name() != keep && e.Name() != keep+".part" {
+				os.RemoveAll(filepath.Join(a.dir(), sub, e.Name()))
+			}
+		}
+	}
+}
 
 // fetch downloads p into path, resuming what is there.
 func (a *Agent) fetch(ctx context.Context, p Package, path string, progress func(done, total int64)) error {
@@ -645,7 +664,7 @@ func (a *Agent) healthCheck(ctx context.Context) error {
 	if a.j.Offer != nil {
 		ver = a.j.Offer.Version
 	}
-	a.activateExtensions(ver)
+	a.activateExtensions(ctx, ver)
 	a.j.Queue(omaha.Event{Type: omaha.EventUpdateComplete, Result: omaha.ResultSuccessReboot, PreviousVersion: a.j.FromVersion, HasPrevious: true}, true)
 	a.j = a.j.reset()
 	a.j.FromVersion, a.j.LastError, a.j.Failures = "", "", 0
@@ -653,33 +672,70 @@ func (a *Agent) healthCheck(ctx context.Context) error {
 	return a.save("marked-good")
 }
 
-// activateExtensions moves the extension payloads staged with version
-// into /var/lib/extensions, where the next merge picks them up. They
-// were not there before the new slot booted, so a rollback keeps the old
-// set.
-func (a *Agent) activateExtensions(ver string) {
+// activateExtensions installs the extension payloads staged with version
+// the way `strata ext` lays them out: the image into
+// /opt/extensions/NAME/, then the /etc/extensions/NAME.raw link switched
+// to it atomically, then a merge refresh. Nothing of this happens before
+// the new slot booted and passed its health check, so a rollback keeps
+// the old set, and the old images stay next to the new ones.
+func (a *Agent) activateExtensions(ctx context.Context, ver string) {
 	if ver == "" {
 		return
 	}
 	dir := a.extrasDir(ver)
 	ents, _ := os.ReadDir(dir)
-	if len(ents) == 0 {
-		return
-	}
-	dst := a.Root.Join("/var/lib/extensions")
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		a.log().Warn("agent: cannot activate extensions", "err", err)
-		return
-	}
+	activated := 0
 	for _, e := range ents {
-		if !e.Type().IsRegular() || e.Name()[0] == '.' {
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		if err := os.Rename(filepath.Join(dir, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+		if err := a.activateExtension(filepath.Join(dir, e.Name()), e.Name()); err != nil {
 			a.log().Warn("agent: cannot activate extension", "name", e.Name(), "err", err)
+			a.j.ExtrasFailed = append(a.j.ExtrasFailed, e.Name())
+			continue
 		}
+		activated++
 	}
 	os.RemoveAll(dir)
+	if activated > 0 && a.Refresh != nil {
+		if err := a.Refresh(ctx); err != nil {
+			a.log().Warn("agent: merge refresh after activating extensions failed; they merge on the next refresh", "err", err)
+		}
+	}
+}
+
+func (a *Agent) activateExtension(staged, file string) error {
+	n, err := repo.ParseImageName(file)
+	if err != nil {
+		return err
+	}
+	l := repo.NodeLayout(n.Name)
+	target := a.Root.Join(l.TargetDir)
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	img := filepath.Join(target, file)
+	if err := os.Rename(staged, img); err != nil {
+		return err
+	}
+	link := a.Root.Join(l.Link)
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		return err
+	}
+	tmp := link + ".strata-agent"
+	os.Remove(tmp)
+	if err := os.Symlink(filepath.Join(l.TargetDir, file), tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(link)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }
 
 func (a *Agent) releaseLock(ctx context.Context) error {

@@ -143,3 +143,33 @@ func TestAgentResumesAfterServerDiesMidDownload(t *testing.T) {
 		})
 	}
 }
+
+// An optional extension that fails to verify does not sink the OS update;
+// it is named in the status.
+func TestAgentOptionalExtensionFailureDoesNotSink(t *testing.T) {
+	e := newFleetEnv(t)
+	ctx := context.Background()
+	sum := sha256.Sum256(e.payload)
+	good := base64.StdEncoding.EncodeToString(sum[:])
+	f := newFakeOmaha(t, map[string][]byte{"usr-2.0.0.raw": e.payload, "tools-1.0-x86-64.raw": []byte("not what was announced")})
+	f.answer = func(b string) []byte {
+		return offerXML(b, "2.0.0", "usr-2.0.0.raw", int64(len(e.payload)), good,
+			`<package name="tools-1.0-x86-64.raw" hash="" hash_sha256="`+strings.Repeat("ab", 32)+`" size="22" required="false"></package>`)
+	}
+	n := e.node(t)
+	a := n.agent(t, "A", nil)
+	a.Config.Server = f.url + "/v1/update/"
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RunOnce(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	j := a.Journal()
+	if j.Phase != Rebooting || len(j.ExtrasFailed) != 1 || j.ExtrasFailed[0] != "tools-1.0-x86-64.raw" {
+		t.Fatalf("journal %+v", j)
+	}
+	if next, _ := n.slots(t); next != "B" {
+		t.Fatalf("OS update not armed: next %s", next)
+	}
+}

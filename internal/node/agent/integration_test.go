@@ -259,7 +259,7 @@ func TestAgentUpdatesAgainstStrataServe(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(n.root, StateDir, "extensions/2.0.0/docker-28.0-x86-64.raw")); err != nil {
 		t.Fatalf("extension not staged: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(n.root, "/var/lib/extensions/docker-28.0-x86-64.raw")); err == nil {
+	if _, err := os.Lstat(filepath.Join(n.root, "/etc/extensions/docker.raw")); err == nil {
 		t.Fatal("extension active before the new slot booted")
 	}
 	// A restart before the reboot changes nothing and reports nothing.
@@ -273,6 +273,8 @@ func TestAgentUpdatesAgainstStrataServe(t *testing.T) {
 	// "Reboot": a new boot id, slot B booted.
 	n.setBoot(t, 2)
 	a = n.agent(t, "B", nil)
+	refreshed := 0
+	a.Refresh = func(context.Context) error { refreshed++; return nil }
 	if err := a.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -294,8 +296,11 @@ func TestAgentUpdatesAgainstStrataServe(t *testing.T) {
 	if _, infos := n.slots(t); !infos[1].Successful {
 		t.Fatalf("slot B not marked good: %+v", infos[1])
 	}
-	if _, err := os.Stat(filepath.Join(n.root, "/var/lib/extensions/docker-28.0-x86-64.raw")); err != nil {
-		t.Fatalf("extension not activated after the new slot booted: %v", err)
+	if l, err := os.Readlink(filepath.Join(n.root, "/etc/extensions/docker.raw")); err != nil || l != "/opt/extensions/docker/docker-28.0-x86-64.raw" || refreshed != 1 {
+		t.Fatalf("extension not activated after the new slot booted: %q %v, %d refreshes", l, err, refreshed)
+	}
+	if b, err := os.ReadFile(filepath.Join(n.root, "/opt/extensions/docker/docker-28.0-x86-64.raw")); err != nil || string(b) != "an extension image" {
+		t.Fatalf("extension image: %q %v", b, err)
 	}
 	// The next check: noupdate, nothing changes.
 	if _, err := a.RunOnce(ctx, true); err != nil {
@@ -426,6 +431,9 @@ func TestAgentReportsRollback(t *testing.T) {
 			j := a.Journal()
 			if j.Phase != Idle || !slices.Contains(j.Skip, "2.0.0") || !strings.Contains(j.LastError, "rolled back") {
 				t.Fatalf("after rollback: %+v", j)
+			}
+			if _, err := os.Lstat(filepath.Join(n.root, "/etc/extensions/docker.raw")); err == nil {
+				t.Fatal("the extension of the rolled back version was activated")
 			}
 			want := []string{"13/1", "14/1", "3/1", "3/0:268435500"}
 			if got := n.events(t); !slices.Equal(got, want) {
