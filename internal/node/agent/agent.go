@@ -294,7 +294,11 @@ func (a *Agent) do(ctx context.Context, act Action) error {
 
 func (a *Agent) sendEvents(ctx context.Context) error {
 	for _, o := range a.j.pendingEvents() {
-		if _, err := a.Omaha.Do(ctx, EventRequest(a.id, o.Event)); err != nil {
+		id := a.id
+		if o.AppID != "" {
+			id = a.extIdentity(ExtensionApp{AppID: o.AppID}, o.AppVersion)
+		}
+		if _, err := a.Omaha.Do(ctx, EventRequest(id, o.Event)); err != nil {
 			a.j.NextCheck = a.now().Add(coord.Backoff(a.j.Failures))
 			a.j.Failures++
 			return fmt.Errorf("report event %d/%d to %s: %w", o.Event.Type, o.Event.Result, a.Omaha.URL, err)
@@ -358,7 +362,20 @@ func (a *Agent) check(ctx context.Context) error {
 			a.log().Info("agent: not retrying the version this node rolled back from", "version", res.Skipped)
 		}
 		a.j.NextCheck = now.Add(a.interval(res.Poll))
-		return a.save("noupdate")
+		if err := a.save("noupdate"); err != nil || len(a.Config.ExtensionApps) == 0 {
+			return err
+		}
+		// The OS is idle: the extensions that are their own apps now.
+		err := a.checkExtensions(ctx)
+		var st *Stopped
+		if errors.As(err, &st) {
+			return err
+		}
+		if err != nil && a.j.LastError == "" {
+			a.j.LastError = err.Error()
+			return a.save("extensions-checked")
+		}
+		return nil
 	}
 	a.log().Info("agent: update granted", "version", res.Offer.Version, "from", a.id.Version)
 	a.dropStaged(res.Offer.Version)

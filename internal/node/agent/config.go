@@ -57,6 +57,9 @@ type Config struct {
 	// PollInterval is STRATA_POLL_INTERVAL= (a Go duration, default
 	// update_engine's 45 min); a server's PollInterval overrides it.
 	PollInterval time.Duration
+	// ExtensionApps are STRATA_EXTENSION_APPS=: extensions updated over
+	// Omaha as their own apps, under their group's rollout policy.
+	ExtensionApps []ExtensionApp
 	// RebootCommand is STRATA_REBOOT_COMMAND=, used when PID 1 is not systemd.
 	RebootCommand string
 	// Sources names the files that were read, lowest precedence first.
@@ -178,6 +181,9 @@ func ParseConfig(layers []Layer) (Config, error) {
 		c.PollInterval = d
 	}
 	c.RebootCommand = get("STRATA_REBOOT_COMMAND")
+	if c.ExtensionApps, err = ParseExtensionApps(get("STRATA_EXTENSION_APPS")); err != nil {
+		return Config{}, err
+	}
 	return c, nil
 }
 

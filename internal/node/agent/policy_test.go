@@ -2,10 +2,15 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stratalinux/strata/internal/fleet"
+	"github.com/stratalinux/strata/internal/fleet/web"
 )
 
 // Agents obey the server's rollout policy: with safe mode only the canary
@@ -89,5 +94,86 @@ func TestAgentsFollowRolloutPolicy(t *testing.T) {
 	}
 	if next, _ := pinned.slots(t); next != "A" || pinned.instance(t).Version != "1.0.0" {
 		t.Fatalf("pinned node moved: %s %+v", next, pinned.instance(t))
+	}
+}
+
+// An extension registered as its own app (kind extension) is updated over
+// Omaha under its group's policy: the node reports its version from
+// /etc/extensions/NAME.raw, gets 28.0, verifies it, switches the link,
+// refreshes the merge and reports 13/1 14/1 3/1 3/2; no reboot, the OS slot
+// untouched; the next check is noupdate.
+func TestAgentUpdatesExtensionApp(t *testing.T) {
+	e := newFleetEnv(t)
+	ctx := context.Background()
+	apps, err := e.api.Apps(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docker fleet.App
+	for _, a := range apps {
+		if a.Name == "docker" {
+			docker = a
+		}
+	}
+	if _, err := e.api.CreateChannel(ctx, "docker", web.ChannelRequest{Name: "stable", Arch: "amd64", Version: "28.0"}); err != nil {
+		t.Fatal(err)
+	}
+	pol := fleet.DefaultPolicy()
+	if _, err := e.api.CreateGroup(ctx, "docker", web.GroupRequest{Name: "prod", Track: "stable", Arch: "amd64", Channel: "stable", Policy: &pol}); err != nil {
+		t.Fatal(err)
+	}
+	n := e.node(t)
+	write(t, n.root, "/opt/extensions/docker/docker-27.0-x86-64.raw", "old image")
+	if err := os.MkdirAll(filepath.Join(n.root, "etc/extensions"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/opt/extensions/docker/docker-27.0-x86-64.raw", filepath.Join(n.root, "etc/extensions/docker.raw")); err != nil {
+		t.Fatal(err)
+	}
+	a := n.agent(t, "A", nil)
+	if a.Config.ExtensionApps, err = ParseExtensionApps("docker=" + docker.ID); err != nil {
+		t.Fatal(err)
+	}
+	refreshed := 0
+	a.Refresh = func(context.Context) error { refreshed++; return nil }
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Hold the OS where it is, so the extension is checked on its own.
+	if _, err := a.Omaha.Do(ctx, PingRequest(a.Identity())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.api.Pin(ctx, "strata-os", n.mid, "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RunOnce(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if j := a.Journal(); j.Phase != Idle || len(j.Outbox) != 0 || j.LastError != "" || n.reboots != 0 {
+		t.Fatalf("journal %+v, %d reboots", j, n.reboots)
+	}
+	if l, err := os.Readlink(filepath.Join(n.root, "etc/extensions/docker.raw")); err != nil || l != "/opt/extensions/docker/docker-28.0-x86-64.raw" || refreshed != 1 {
+		t.Fatalf("link %q %v, %d refreshes", l, err, refreshed)
+	}
+	if _, err := os.Stat(filepath.Join(n.root, "/opt/extensions/docker/docker-27.0-x86-64.raw")); err != nil {
+		t.Fatalf("the old image is gone: %v", err)
+	}
+	d, err := e.api.Instance(ctx, "docker", n.mid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []string
+	for _, ev := range d.Events {
+		evs = append(evs, fmt.Sprintf("%d/%d%s", ev.Type, ev.Result, ev.PreviousVersion))
+	}
+	slices.Sort(evs)
+	if !slices.Equal(evs, []string{"13/1", "14/1", "3/1", "3/227.0"}) || d.Instance.Status != fleet.StatusComplete || d.Instance.Version != "28.0" {
+		t.Fatalf("docker instance %+v, events %q", d.Instance, evs)
+	}
+	if next, infos := n.slots(t); next != "A" || infos[1].Record != nil {
+		t.Fatalf("the OS slot moved: %s %+v", next, infos[1])
+	}
+	if _, err := a.RunOnce(ctx, true); err != nil || refreshed != 1 {
+		t.Fatalf("second check: %v, %d refreshes", err, refreshed)
 	}
 }

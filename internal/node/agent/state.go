@@ -70,6 +70,10 @@ type Outgoing struct {
 	Seq       int         `json:"seq"`
 	Event     omaha.Event `json:"event"`
 	WithCheck bool        `json:"with_check,omitempty"`
+	// AppID and AppVersion are set for an extension app's event; empty
+	// is the OS app.
+	AppID      string `json:"app_id,omitempty"`
+	AppVersion string `json:"app_version,omitempty"`
 }
 
 // Journal is the agent's state on disk.
