@@ -326,10 +326,9 @@ func (a *Agent) interval(server time.Duration) time.Duration {
 
 func (a *Agent) check(ctx context.Context) error {
 	now := a.now()
+	// Checking is not journalled: Resume forgets a check in flight anyway,
+	// and an idle check then costs one journal write instead of two.
 	a.j.Phase = Checking
-	if err := a.save("checking"); err != nil {
-		return err
-	}
 	ev, seq := a.j.CheckEvent()
 	resp, err := a.Omaha.Do(ctx, CheckRequest(a.id, ev, a.Interactive))
 	if err != nil {

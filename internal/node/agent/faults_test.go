@@ -5,13 +5,20 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stratalinux/strata/internal/download"
+	"github.com/stratalinux/strata/internal/omaha"
+	"github.com/stratalinux/strata/internal/rootfs"
 )
 
 // A server that is down is asked once per backoff, and the backoff grows;
@@ -172,4 +179,80 @@ func TestAgentOptionalExtensionFailureDoesNotSink(t *testing.T) {
 	if next, _ := n.slots(t); next != "B" {
 		t.Fatalf("OS update not armed: next %s", next)
 	}
+}
+
+// The daemon loop checks as often as the server's PollInterval says, no
+// more, and stops with its context.
+func TestAgentRunFollowsPollInterval(t *testing.T) {
+	e := newFleetEnv(t)
+	f := newFakeOmaha(t, nil)
+	f.answer = func(string) []byte {
+		return []byte(`<response protocol="3.0"><app appid="` + osApp + `" status="ok"><updatecheck status="noupdate" PollInterval="1"></updatecheck></app></response>`)
+	}
+	n := e.node(t)
+	a := n.agent(t, "A", nil)
+	a.Config.Server = f.url + "/v1/update/"
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
+	defer cancel()
+	if err := a.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	reqs := f.requests
+	f.mu.Unlock()
+	// Checks at 0 s and about every second after (at least 1 s apart).
+	if reqs < 3 || reqs > 5 {
+		t.Fatalf("%d checks in 3.5 s with PollInterval=1", reqs)
+	}
+}
+
+// BenchmarkIdleCheck is one noupdate check of an idle agent: request,
+// answer, journal write.
+func BenchmarkIdleCheck(b *testing.B) {
+	dir := b.TempDir()
+	f := newFakeOmahaB(b)
+	root := dir
+	for p, c := range map[string]string{"/etc/machine-id": "0123456789abcdef0123456789abcdef\n", "/usr/lib/os-release": "VERSION_ID=1.0.0\n"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r, _ := rootfs.ParseRoot(root)
+	cfg, _ := ParseConfig([]Layer{{"b", []byte("SERVER=" + f + "\n")}})
+	id, err := LoadIdentity(r, cfg, "amd64")
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := &Agent{Config: cfg, Root: r, Omaha: &omaha.Client{URL: f}, id: id, j: Journal{Phase: Idle}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	var ru0, ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	n := 0
+	for b.Loop() {
+		a.j.NextCheck = time.Time{}
+		if _, err := a.RunOnce(ctx, false); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano() + ru1.Stime.Nano() - ru0.Stime.Nano())
+	// Includes the in-process fake server's share.
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/op")
+}
+
+func newFakeOmahaB(b *testing.B) string {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write([]byte(`<response protocol="3.0"><app appid="` + osApp + `" status="ok"><updatecheck status="noupdate"></updatecheck></app></response>`))
+	}))
+	b.Cleanup(hs.Close)
+	return hs.URL + "/v1/update/"
 }
