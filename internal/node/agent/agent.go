@@ -248,7 +248,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		}
 		now := a.now()
-		if until.IsZero() || until.Sub(now) > a.Config.PollInterval {
+		if !until.After(now) || until.Sub(now) > a.Config.PollInterval {
+			// Nothing due (rebooting, strategy off) or due far away: look
+			// again, and ping, at the poll interval.
 			until = now.Add(a.Config.PollInterval)
 		}
 		if p := a.j.Phase; (p == RebootPending || p == WaitingForLock) && now.Sub(a.j.LastCheck) >= a.Config.PollInterval {
@@ -256,7 +258,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.j.LastCheck = now
 			}
 		}
-		t := time.NewTimer(max(until.Sub(now), time.Second))
+		t := time.NewTimer(until.Sub(now))
 		select {
 		case <-ctx.Done():
 			t.Stop()

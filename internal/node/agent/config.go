@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"strings"
 	"time"
 
@@ -133,6 +134,12 @@ func ParseConfig(layers []Layer) (Config, error) {
 		return ""
 	}
 	c.Server = get("SERVER")
+	if !c.Disabled() {
+		u, err := url.Parse(c.Server)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return Config{}, fmt.Errorf("SERVER=%q is not an http(s) URL (like https://fleet.example.org/v1/update/, or SERVER=disabled)", c.Server)
+		}
+	}
 	c.Group = get("GROUP")
 	if c.Group == "" {
 		c.Group = "stable"

@@ -59,6 +59,8 @@ func TestParseConfigDefaultsAndErrors(t *testing.T) {
 		"just words\n":                                   "x line 1",
 		"STRATA_POLL_INTERVAL=often\n":                   "STRATA_POLL_INTERVAL",
 		"REBOOT_STRATEGY=fleetlock\n":                    "FLEETLOCK_URL",
+		"SERVER=fleet.example.org\n":                     "not an http(s) URL",
+		"STRATA_EXTENSION_APPS=../etc\n":                 "not an extension name",
 		"SERVER=a\n" + strings.Repeat("#", 70000) + "\n": "too long",
 	} {
 		_, err := ParseConfig([]Layer{{"x", []byte(in)}})
