@@ -479,6 +479,12 @@ func (a *Agent) download(ctx context.Context) error {
 // fail journals a failed attempt (3/0 with code) and returns err.
 func (a *Agent) fail(code uint32, err error, step string) error {
 	a.j = Fail(a.j, code, err, a.now())
+	if a.j.Failures > 3 {
+		// The same bad payload again and again: no faster than the poll
+		// interval (coord.Backoff alone stops at 5 min, a payload may be
+		// a GiB).
+		a.j.NextCheck = later(a.j.NextCheck, a.now().Add(a.interval(0)))
+	}
 	if serr := a.save(step); serr != nil {
 		return serr
 	}
@@ -766,4 +772,11 @@ func (a *Agent) releaseLock(ctx context.Context) error {
 	}
 	a.j.LockHeld = false
 	return a.save("lock-released")
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

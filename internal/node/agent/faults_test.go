@@ -256,3 +256,30 @@ func newFakeOmahaB(b *testing.B) string {
 	b.Cleanup(hs.Close)
 	return hs.URL + "/v1/update/"
 }
+
+// A payload that keeps failing is not fetched again faster than the poll
+// interval once the short backoff is spent.
+func TestAgentBadPayloadBacksOffToPollInterval(t *testing.T) {
+	e := newFleetEnv(t)
+	ctx := context.Background()
+	other := sha256.Sum256([]byte("something else"))
+	f := newFakeOmaha(t, map[string][]byte{"usr-2.0.0.raw": e.payload})
+	f.answer = func(b string) []byte {
+		return offerXML(b, "2.0.0", "usr-2.0.0.raw", int64(len(e.payload)), base64.StdEncoding.EncodeToString(other[:]), "")
+	}
+	n := e.node(t)
+	a := n.agent(t, "A", nil)
+	a.Config.Server = f.url + "/v1/update/"
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 5; i++ {
+		if _, err := a.RunOnce(ctx, true); err == nil {
+			t.Fatal("a bad payload was accepted")
+		}
+		d := time.Until(a.Journal().NextCheck)
+		if i <= 3 && d > 2*time.Minute || i > 3 && d < 50*time.Minute {
+			t.Fatalf("failure %d: next check in %v", i, d)
+		}
+	}
+}
