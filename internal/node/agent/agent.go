@@ -59,6 +59,8 @@ type Agent struct {
 	j   Journal
 	id  Identity
 	obs Observed
+	// offered is the version of the extension app being updated.
+	offered string
 }
 
 // Stopped is a stop by Hook: the simulated crash.
@@ -102,6 +104,11 @@ func (a *Agent) save(step string) error {
 	if err := SaveJournal(a.dir(), a.j); err != nil {
 		return err
 	}
+	return a.step(step)
+}
+
+// step runs the fault-injection hook: a crash point between effects.
+func (a *Agent) step(step string) error {
 	if a.Hook != nil {
 		if err := a.Hook(step); err != nil {
 			return &Stopped{Step: step, Err: err}

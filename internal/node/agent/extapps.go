@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/stratalinux/strata/internal/omaha"
@@ -78,7 +79,13 @@ func (a *Agent) extIdentity(x ExtensionApp, ver string) Identity {
 }
 
 func (a *Agent) checkExtension(ctx context.Context, x ExtensionApp) error {
+	a.offered = ""
 	ver := a.installedExtension(x.Name)
+	if p, ok := a.j.ExtPending[x.Name]; ok && p.To == ver {
+		// Stopped after the link switch: finish the report.
+		a.offered = p.To
+		return a.extFinish(ctx, x, p)
+	}
 	id := a.extIdentity(x, ver)
 	// No event on the check: a 3/2 would complete a grant in progress
 	// for an app that is not the OS (Nebraska's rule).
@@ -96,10 +103,14 @@ func (a *Agent) checkExtension(ctx context.Context, x ExtensionApp) error {
 		return nil
 	}
 	o := res.Offer
+	a.offered = o.Version
 	n, err := repo.ParseImageName(o.Payload.Name)
 	if err != nil || n.Name != x.Name {
 		return a.extFail(ctx, x, ver, CodeResponseInvalid, fmt.Errorf("extension %s offered as %q, want %s-VERSION-ARCH.raw", x.Name, o.Payload.Name, x.Name))
 	}
+	a.j.ExtSent = slices.DeleteFunc(a.j.ExtSent, func(k string) bool {
+		return strings.HasPrefix(k, x.Name+" ") && !strings.HasPrefix(k, x.Name+" "+o.Version+" ")
+	})
 	if err := a.extEvent(ctx, x, ver, success(omaha.EventUpdateDownloadStarted)); err != nil {
 		return err
 	}
@@ -113,27 +124,56 @@ func (a *Agent) checkExtension(ctx context.Context, x ExtensionApp) error {
 	if err := a.extEvent(ctx, x, ver, success(omaha.EventUpdateDownloadFinished)); err != nil {
 		return err
 	}
+	// Journal the switch before making it, so a restart after it still
+	// reports 3/1 and 3/2 (the node then already runs the new version and
+	// the server would not offer it again).
+	p := ExtPending{From: ver, To: o.Version}
+	if a.j.ExtPending == nil {
+		a.j.ExtPending = map[string]ExtPending{}
+	}
+	a.j.ExtPending[x.Name] = p
+	if err := a.save("ext-" + x.Name + "-switching"); err != nil {
+		return err
+	}
 	if err := a.activateExtension(staged, o.Payload.Name); err != nil {
+		delete(a.j.ExtPending, x.Name)
 		return a.extFail(ctx, x, ver, CodeFilesystemCopier, fmt.Errorf("activate extension %s %s: %w", x.Name, o.Version, err))
 	}
-	if err := a.extEvent(ctx, x, o.Version, success(omaha.EventUpdateComplete)); err != nil {
+	if err := a.step("ext-" + x.Name + "-switched"); err != nil {
+		return err
+	}
+	return a.extFinish(ctx, x, p)
+}
+
+// extFinish reports an extension whose link points at p.To: 3/1, the
+// merge refresh (this app's reboot), then 3/2 with the previous version.
+func (a *Agent) extFinish(ctx context.Context, x ExtensionApp, p ExtPending) error {
+	if err := a.extEvent(ctx, x, p.To, success(omaha.EventUpdateComplete)); err != nil {
 		return err
 	}
 	if a.Refresh != nil {
 		if err := a.Refresh(ctx); err != nil {
-			// Installed, not active: the server sees 3/1 (installed) and
-			// the 3/2 follows with the next refresh that works.
-			return fmt.Errorf("extension %s %s installed, merge refresh failed: %w", x.Name, o.Version, err)
+			// Installed, not merged: the server sees 3/1 (installed); the
+			// 3/2 follows once a refresh works.
+			return fmt.Errorf("extension %s %s installed, merge refresh failed: %w", x.Name, p.To, err)
 		}
 	}
-	a.log().Info("agent: extension updated", "extension", x.Name, "version", o.Version, "from", ver)
-	// The refresh is this app's reboot: report completion as
-	// update_engine does after one, 3/2 with the previous version.
-	return a.extEvent(ctx, x, o.Version, omaha.Event{Type: omaha.EventUpdateComplete, Result: omaha.ResultSuccessReboot, PreviousVersion: ver, HasPrevious: true})
+	a.log().Info("agent: extension updated", "extension", x.Name, "version", p.To, "from", p.From)
+	delete(a.j.ExtPending, x.Name)
+	return a.extEvent(ctx, x, p.To, omaha.Event{Type: omaha.EventUpdateComplete, Result: omaha.ResultSuccessReboot, PreviousVersion: p.From, HasPrevious: true})
 }
 
-// extEvent journals an extension app's event and sends it.
+// extEvent journals an extension app's event and sends it. An event
+// already journalled for this offer (a restart repeats the steps of an
+// extension update, which keep no phase of their own) is not sent again.
 func (a *Agent) extEvent(ctx context.Context, x ExtensionApp, ver string, ev omaha.Event) error {
+	key := fmt.Sprintf("%s %s %d/%d", x.Name, a.offered, ev.Type, ev.Result)
+	if a.offered != "" && ev.Result != omaha.ResultError {
+		if slices.Contains(a.j.ExtSent, key) {
+			return nil
+		}
+		a.j.ExtSent = append(a.j.ExtSent, key)
+	}
 	a.j.Seq++
 	a.j.Outbox = append(a.j.Outbox, Outgoing{Seq: a.j.Seq, Event: ev, AppID: x.AppID, AppVersion: ver})
 	if err := a.save(fmt.Sprintf("ext-%s-%d/%d", x.Name, ev.Type, ev.Result)); err != nil {

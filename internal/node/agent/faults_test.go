@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -281,5 +282,95 @@ func TestAgentBadPayloadBacksOffToPollInterval(t *testing.T) {
 		if i <= 3 && d > 2*time.Minute || i > 3 && d < 50*time.Minute {
 			t.Fatalf("failure %d: next check in %v", i, d)
 		}
+	}
+}
+
+// An extension app's update stopped at every journalled step and
+// restarted: the link ends on the new image and each event reached the
+// server exactly once.
+func TestExtensionAppCrashAtEveryStep(t *testing.T) {
+	e := newFleetEnv(t)
+	ctx := context.Background()
+	img := []byte("an extension image, version 28")
+	sum := sha256.Sum256(img)
+	f := newFakeOmaha(t, map[string][]byte{"docker-28.0-x86-64.raw": img})
+	noupdate := func(id string) []byte {
+		return []byte(`<response protocol="3.0"><app appid="` + id + `" status="ok"><updatecheck status="noupdate"></updatecheck></app></response>`)
+	}
+	f.answerApp = func(base string, app *omaha.App) []byte {
+		if omaha.NormalizeAppID(app.ID) != "docker-app" || app.Version != "27.0" {
+			return noupdate(app.ID)
+		}
+		return []byte(`<response protocol="3.0"><app appid="docker-app" status="ok"><updatecheck status="ok"><urls><url codebase="` + base + `"></url></urls>` +
+			`<manifest version="28.0"><packages><package name="docker-28.0-x86-64.raw" hash="" size="` + fmt.Sprint(len(img)) + `" required="true"></package></packages>` +
+			`<actions><action event="postinstall" sha256="` + base64.StdEncoding.EncodeToString(sum[:]) + `"></action></actions></manifest></updatecheck></app></response>`)
+	}
+	setup := func(t *testing.T, hook func(string) error) (*node, func() *Agent) {
+		n := e.node(t)
+		write(t, n.root, "/opt/extensions/docker/docker-27.0-x86-64.raw", "old")
+		os.MkdirAll(filepath.Join(n.root, "etc/extensions"), 0o755)
+		if err := os.Symlink("/opt/extensions/docker/docker-27.0-x86-64.raw", filepath.Join(n.root, "etc/extensions/docker.raw")); err != nil {
+			t.Fatal(err)
+		}
+		return n, func() *Agent {
+			a := n.agent(t, "A", hook)
+			a.Config.Server = f.url + "/v1/update/"
+			a.Config.ExtensionApps = []ExtensionApp{{Name: "docker", AppID: "docker-app"}}
+			return a
+		}
+	}
+	run := func(t *testing.T, mk func() *Agent) {
+		t.Helper()
+		for try := 0; try < 6; try++ {
+			a := mk()
+			err := a.Start(ctx)
+			if err == nil {
+				_, err = a.RunOnce(ctx, true)
+			}
+			var st *Stopped
+			if errors.As(err, &st) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j := a.Journal(); len(j.Outbox) == 0 && len(j.ExtPending) == 0 {
+				return
+			}
+		}
+		t.Fatal("did not settle in 6 runs")
+	}
+	want := "docker-app 13/1< docker-app 14/1< docker-app 3/1< docker-app 3/2<27.0"
+	var steps []string
+	f.appEvents = nil
+	_, mk := setup(t, func(s string) error { steps = append(steps, s); return nil })
+	run(t, mk)
+	if got := strings.Join(f.appEvents, " "); got != want {
+		t.Fatalf("clean run: %q", got)
+	}
+	for i, step := range steps {
+		t.Run(fmt.Sprintf("%02d-%s", i, step), func(t *testing.T) {
+			calls := 0
+			n, mk := setup(t, func(string) error {
+				calls++
+				if calls == i+1 {
+					return errCrash
+				}
+				return nil
+			})
+			f.mu.Lock()
+			f.appEvents = nil
+			f.mu.Unlock()
+			run(t, mk)
+			f.mu.Lock()
+			got := strings.Join(f.appEvents, " ")
+			f.mu.Unlock()
+			if got != want {
+				t.Fatalf("events %q, want %q", got, want)
+			}
+			if l, _ := os.Readlink(filepath.Join(n.root, "etc/extensions/docker.raw")); l != "/opt/extensions/docker/docker-28.0-x86-64.raw" {
+				t.Fatalf("link %q", l)
+			}
+		})
 	}
 }

@@ -458,6 +458,9 @@ type fakeOmaha struct {
 	files  map[string][]byte
 	events []string
 	url    string
+	// answerApp, when set, answers checks instead of answer.
+	answerApp func(base string, app *omaha.App) []byte
+	appEvents []string // events of apps other than the OS
 	// get, when set, serves the files instead of the map.
 	get      http.HandlerFunc
 	requests int
@@ -500,12 +503,19 @@ func newFakeOmaha(t *testing.T, files map[string][]byte) *fakeOmaha {
 				continue // the idle check's 3/2
 			}
 			f.events = append(f.events, fmt.Sprintf("%d/%d:%s", ev.Type, ev.Result, ev.ErrorCode))
+			if id := omaha.NormalizeAppID(req.Apps[0].ID); id != osApp {
+				f.appEvents = append(f.appEvents, fmt.Sprintf("%s %d/%d<%s", id, ev.Type, ev.Result, ev.PreviousVersion))
+			}
 		}
 		check = req.Apps[0].UpdateCheck != nil
-		answer := f.answer
+		answer, answerApp := f.answer, f.answerApp
 		f.mu.Unlock()
 		if !check {
-			w.Write([]byte(`<response protocol="3.0"><app appid="` + osApp + `" status="ok"><event status="ok"></event></app></response>`))
+			w.Write([]byte(`<response protocol="3.0"><app appid="` + req.Apps[0].ID + `" status="ok"><event status="ok"></event></app></response>`))
+			return
+		}
+		if answerApp != nil {
+			w.Write(answerApp(f.url+"/files/", req.Apps[0]))
 			return
 		}
 		w.Write(answer(f.url + "/files/"))

@@ -76,6 +76,13 @@ type Outgoing struct {
 	AppVersion string `json:"app_version,omitempty"`
 }
 
+// ExtPending is an extension app's update between its link switch and
+// its 3/2.
+type ExtPending struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
 // Journal is the agent's state on disk.
 type Journal struct {
 	Phase Phase  `json:"phase"`
@@ -99,6 +106,11 @@ type Journal struct {
 	Done        int64      `json:"done,omitempty"`
 	Total       int64      `json:"total,omitempty"`
 	Aleph       string     `json:"aleph,omitempty"`
+	// ExtSent records the events sent for extension apps' offers
+	// ("NAME VERSION TYPE/RESULT"), so a restart does not repeat them.
+	ExtSent []string `json:"ext_sent,omitempty"`
+	// ExtPending are extension apps whose link is being switched, by name.
+	ExtPending map[string]ExtPending `json:"ext_pending,omitempty"`
 	// ExtrasFailed names optional extension payloads that did not verify.
 	ExtrasFailed []string `json:"extras_failed,omitempty"`
 }
