@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/stratalinux/strata/internal/coord"
@@ -455,6 +456,8 @@ func failCode(err error) uint32 {
 		return CodePayloadHashMismatch
 	case errors.As(err, &tl), errors.As(err, &se):
 		return CodePayloadSizeMismatch
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EIO):
+		return CodeDownloadWrite // a full disk is the node's fault, not the server's
 	}
 	return CodeDownloadTransfer
 }

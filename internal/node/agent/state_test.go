@@ -5,11 +5,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stratalinux/strata/internal/coord"
+	"github.com/stratalinux/strata/internal/download"
 	"github.com/stratalinux/strata/internal/omaha"
 )
 
@@ -170,4 +173,19 @@ func FuzzParseAnswer(f *testing.F) {
 			t.Fatalf("name %q accepted", name)
 		}
 	})
+}
+
+func TestFailCode(t *testing.T) {
+	for err, want := range map[error]uint32{
+		&download.MismatchError{}:                  CodePayloadHashMismatch,
+		&download.TooLargeError{}:                  CodePayloadSizeMismatch,
+		&sizeError{}:                               CodePayloadSizeMismatch,
+		fmt.Errorf("write: %w", syscall.ENOSPC):    CodeDownloadWrite,
+		errors.New("connection reset by peer"):     CodeDownloadTransfer,
+		fmt.Errorf("x: %w", &download.HTTPError{}): CodeDownloadTransfer,
+	} {
+		if got := failCode(err); got != want {
+			t.Errorf("%T %v: code %d, want %d", err, err, got, want)
+		}
+	}
 }
