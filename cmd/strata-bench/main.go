@@ -95,6 +95,8 @@ var extraBenches = []func(ctx context.Context, strataBin, workDir string, quick 
 	flakeBench,
 	startupBench,
 	bench.OSInstall,
+	bench.Verity,
+	bench.EtcdLock,
 }
 
 const mergeNotes = `Each case: N extensions (10 scripts in usr/bin and ten 2 KiB files each,

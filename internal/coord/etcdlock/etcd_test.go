@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,7 +49,7 @@ func freePort(t *testing.T) int {
 // startCluster starts n etcd members on 127.0.0.1 random ports with data in
 // a temp dir, waits until the cluster answers and returns its members and a
 // client over all of them.
-func startCluster(t *testing.T, n int) ([]*member, *clientv3.Client) {
+func startCluster(t *testing.T, n int) ([]*member, *Client) {
 	t.Helper()
 	bin := etcdBinary(t)
 	dir := t.TempDir()
@@ -104,15 +105,11 @@ func startCluster(t *testing.T, n int) ([]*member, *clientv3.Client) {
 			}
 		}
 	})
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatalf("etcd client: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	cli := newClient(t, endpoints...)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := cli.Put(ctx, "strata-test/ready", "1")
+		err := cli.Put(ctx, "strata-test/ready", []byte("1"))
 		cancel()
 		if err == nil {
 			break
@@ -130,7 +127,18 @@ func (m *member) kill() {
 	<-m.done
 }
 
-func newClient(t *testing.T, endpoints ...string) *clientv3.Client {
+func newClient(t *testing.T, endpoints ...string) *Client {
+	t.Helper()
+	cli, err := NewClient(&http.Client{}, endpoints...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
+// officialClient is etcd's own gRPC client, for checking that what the
+// gateway client writes is what etcd's other users read.
+func officialClient(t *testing.T, endpoints ...string) *clientv3.Client {
 	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
 	if err != nil {

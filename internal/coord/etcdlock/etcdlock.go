@@ -7,15 +7,13 @@ import (
 	"log/slog"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/stratalinux/strata/internal/coord"
 )
 
 // Lock is one node's handle on a group's semaphore. It implements
 // coord.Lock.
 type Lock struct {
-	cli *clientv3.Client
+	cli *Client
 	key string
 	id  string
 	log *slog.Logger
@@ -25,7 +23,7 @@ var _ coord.Lock = (*Lock)(nil)
 
 // New returns the lock of group ("" for locksmith's default semaphore) for
 // the holder id (the node's machine id, as locksmith uses).
-func New(cli *clientv3.Client, group, id string, log *slog.Logger) (*Lock, error) {
+func New(cli *Client, group, id string, log *slog.Logger) (*Lock, error) {
 	if id == "" {
 		return nil, errors.New("etcd lock: empty holder id (read /etc/machine-id)")
 	}
@@ -39,35 +37,28 @@ func New(cli *clientv3.Client, group, id string, log *slog.Logger) (*Lock, error
 // applies f and writes the result if the key did not change meanwhile,
 // retrying on a lost race. f's error stops the update and is returned with
 // the value f saw.
-func update(ctx context.Context, cli *clientv3.Client, key string, f func(Semaphore) (Semaphore, error)) (Semaphore, int64, error) {
+func update(ctx context.Context, cli *Client, key string, f func(Semaphore) (Semaphore, error)) (Semaphore, int64, error) {
 	for {
-		resp, err := cli.Get(ctx, key)
+		val, modRev, rev, err := cli.Get(ctx, key)
 		if err != nil {
 			return Semaphore{}, 0, fmt.Errorf("read %s from etcd: %w", key, err)
 		}
-		var cur Semaphore
-		var rev int64 // ModRevision; 0 = absent
-		if len(resp.Kvs) == 0 {
-			cur = NewSemaphore()
-		} else {
-			rev = resp.Kvs[0].ModRevision
-			if cur, err = Decode(resp.Kvs[0].Value); err != nil {
+		cur := NewSemaphore()
+		if modRev != 0 {
+			if cur, err = Decode(val); err != nil {
 				return Semaphore{}, 0, fmt.Errorf("read %s: %w", key, err)
 			}
 		}
 		next, ferr := f(cur)
 		if ferr != nil {
-			return cur, resp.Header.Revision, ferr
+			return cur, rev, ferr
 		}
-		tx, err := cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-			Then(clientv3.OpPut(key, string(next.Encode()))).
-			Commit()
+		ok, wrev, err := cli.CompareAndPut(ctx, key, modRev, next.Encode())
 		if err != nil {
 			return Semaphore{}, 0, fmt.Errorf("write %s to etcd: %w", key, err)
 		}
-		if tx.Succeeded {
-			return next, tx.Header.Revision, nil
+		if ok {
+			return next, wrev, nil
 		}
 		// Someone else wrote between our read and our write: read again.
 	}
@@ -123,10 +114,11 @@ func (l *Lock) Acquire(ctx context.Context) error {
 func (l *Lock) waitChange(ctx context.Context, rev int64, timeout time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	wch := l.cli.Watch(clientv3.WithRequireLeader(wctx), l.key, clientv3.WithRev(rev+1))
-	select {
-	case <-wch:
-	case <-wctx.Done():
+	if err := l.cli.WaitChange(wctx, l.key, rev); err != nil && wctx.Err() == nil {
+		// No watch (a member down, a compacted revision): wait out the
+		// timeout instead, never spin on etcd.
+		l.log.Debug("watch reboot lock", "key", l.key, "err", err)
+		<-wctx.Done()
 	}
 	return ctx.Err()
 }
@@ -148,7 +140,7 @@ func (l *Lock) Release(ctx context.Context) error {
 // Unlock is the operator's `locksmithctl unlock ID`: it frees the slot of
 // holder id in group, for a node that died holding it. ErrNotHeld if id
 // holds none.
-func Unlock(ctx context.Context, cli *clientv3.Client, group, id string) error {
+func Unlock(ctx context.Context, cli *Client, group, id string) error {
 	_, _, err := update(ctx, cli, Key(group), func(s Semaphore) (Semaphore, error) { return s.Unlock(id) })
 	if err != nil {
 		return fmt.Errorf("unlock %s in %s: %w", id, Key(group), err)
@@ -157,7 +149,7 @@ func Unlock(ctx context.Context, cli *clientv3.Client, group, id string) error {
 }
 
 // SetMax is `locksmithctl set-max N`: the group's number of slots.
-func SetMax(ctx context.Context, cli *clientv3.Client, group string, n int) (Semaphore, error) {
+func SetMax(ctx context.Context, cli *Client, group string, n int) (Semaphore, error) {
 	s, _, err := update(ctx, cli, Key(group), func(s Semaphore) (Semaphore, error) { return s.SetMax(n) })
 	if err != nil {
 		return Semaphore{}, fmt.Errorf("set max of %s to %d: %w", Key(group), n, err)
@@ -167,16 +159,16 @@ func SetMax(ctx context.Context, cli *clientv3.Client, group string, n int) (Sem
 
 // Status is `locksmithctl status`: the group's semaphore as stored, or
 // locksmith's default if the key is absent.
-func Status(ctx context.Context, cli *clientv3.Client, group string) (Semaphore, error) {
+func Status(ctx context.Context, cli *Client, group string) (Semaphore, error) {
 	key := Key(group)
-	resp, err := cli.Get(ctx, key)
+	val, modRev, _, err := cli.Get(ctx, key)
 	if err != nil {
 		return Semaphore{}, fmt.Errorf("read %s from etcd: %w", key, err)
 	}
-	if len(resp.Kvs) == 0 {
+	if modRev == 0 {
 		return NewSemaphore(), nil
 	}
-	s, err := Decode(resp.Kvs[0].Value)
+	s, err := Decode(val)
 	if err != nil {
 		return Semaphore{}, fmt.Errorf("read %s: %w", key, err)
 	}

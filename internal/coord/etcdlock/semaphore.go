@@ -2,7 +2,8 @@
 // and JSON value as locksmith, so nodes running locksmith (through an etcd
 // v2 gateway) and nodes running Strata share one semaphore. locksmith does
 // compare-and-swap on the v2 ModifiedIndex; here it is a v3 Txn on the
-// key's ModRevision, as locksmith's open v3 port does.
+// key's ModRevision, as locksmith's open v3 port does, sent through etcd's
+// v3 JSON gateway (Client) rather than its gRPC client.
 //
 // Like locksmith, a slot has no TTL: a holder that dies keeps its slot
 // until it starts again and releases it (locksmithd unlocks on start) or an

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/stratalinux/strata/internal/coord"
 	"github.com/stratalinux/strata/internal/coord/etcdlock"
 )
@@ -51,14 +49,13 @@ func startEtcd(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu}, DialTimeout: 5 * time.Second})
+	cli, err := etcdlock.NewClient(nil, cu)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cli.Close()
 	for i := 0; ; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := cli.Get(ctx, "probe")
+		_, err := etcdlock.Status(ctx, cli, "")
 		cancel()
 		if err == nil {
 			return cu
@@ -78,11 +75,10 @@ func TestAgentRebootsUnderEtcdLock(t *testing.T) {
 	endpoint := startEtcd(t)
 	e := newFleetEnv(t)
 	ctx := context.Background()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second})
+	cli, err := etcdlock.NewClient(nil, endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cli.Close()
 	holders := func() []string {
 		t.Helper()
 		s, err := etcdlock.Status(ctx, cli, "")

@@ -67,4 +67,7 @@ func TestNewLock(t *testing.T) {
 	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdEndpoints: []string{"http://127.0.0.1:1"}}, "", nil); err == nil || !strings.Contains(err.Error(), "machine-id") {
 		t.Fatalf("empty id: %v", err)
 	}
+	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdEndpoints: []string{"127.0.0.1:2379"}}, "m", nil); err == nil || !strings.Contains(err.Error(), "want http://host:port") {
+		t.Fatalf("endpoint without scheme: %v", err)
+	}
 }

@@ -5,10 +5,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
-	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/stratalinux/strata/internal/coord"
 	"github.com/stratalinux/strata/internal/coord/etcdlock"
@@ -27,24 +25,26 @@ func NewLock(cfg Config, id string, log *slog.Logger) (coord.Lock, func() error,
 		if len(endpoints) == 0 {
 			endpoints = []string{"http://127.0.0.1:2379", "http://127.0.0.1:4001"} // locksmithd's default
 		}
-		ec := clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second, Username: cfg.EtcdUsername, Password: cfg.EtcdPassword}
+		hc := &http.Client{}
 		if cfg.EtcdCAFile != "" || cfg.EtcdCertFile != "" {
 			t, err := etcdTLS(cfg)
 			if err != nil {
 				return nil, nil, err
 			}
-			ec.TLS = t
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.TLSClientConfig = t
+			hc.Transport = tr
 		}
-		cli, err := clientv3.New(ec)
+		cli, err := etcdlock.NewClient(hc, endpoints...)
 		if err != nil {
-			return nil, nil, fmt.Errorf("etcd at %v: %w", endpoints, err)
-		}
-		l, err := etcdlock.New(cli, cfg.LockGroup, id, log)
-		if err != nil {
-			cli.Close()
 			return nil, nil, err
 		}
-		return l, cli.Close, nil
+		cli.Username, cli.Password = cfg.EtcdUsername, cfg.EtcdPassword
+		l, err := etcdlock.New(cli, cfg.LockGroup, id, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return l, none, nil
 	case coord.FleetLock, coord.Kured:
 		// TODO(fleetlock,kured): once branch s5-flock is merged, fleetlock is
 		//   l, err := fleetlock.New(cfg.FleetLockURL, fleetLockGroup(cfg), id, nil)
