@@ -142,6 +142,7 @@ var subcommands = []struct {
 	{"ext", newExtPkgCommand},
 	{"provision", newProvisionCommand},
 	{"fleet", newFleetCommand},
+	{"agent", newAgentCommand},
 }
 
 // CompatSystemd is the systemd release whose sysext, confext and sysupdate

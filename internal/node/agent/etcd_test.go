@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stratalinux/strata/internal/coord"
+	"github.com/stratalinux/strata/internal/coord/etcdlock"
+)
+
+// startEtcd runs one real etcd member on 127.0.0.1 and returns its URL.
+func startEtcd(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("etcd not found (CI=true): install Debian's etcd-server: %v", err)
+		}
+		t.Skipf("etcd not found: %v", err)
+	}
+	port := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	dir := t.TempDir()
+	cu, pu := fmt.Sprintf("http://127.0.0.1:%d", port()), fmt.Sprintf("http://127.0.0.1:%d", port())
+	cmd := exec.Command(bin, "--name", "m0", "--data-dir", filepath.Join(dir, "data"),
+		"--listen-client-urls", cu, "--advertise-client-urls", cu, "--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu,
+		"--initial-cluster", "m0="+pu, "--listen-metrics-urls", "")
+	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
+	cli, err := etcdlock.NewClient(nil, cu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := etcdlock.Status(ctx, cli, "")
+		cancel()
+		if err == nil {
+			return cu
+		}
+		if i == 50 {
+			b, _ := os.ReadFile(filepath.Join(dir, "etcd.log"))
+			t.Fatalf("etcd did not come up: %v\n%s", err, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Two nodes share locksmith's default semaphore (one slot): the second
+// waits while the first reboots, and gets the slot only once the first
+// has booted its new slot, passed its health check and reported 3/2.
+func TestAgentRebootsUnderEtcdLock(t *testing.T) {
+	endpoint := startEtcd(t)
+	e := newFleetEnv(t)
+	ctx := context.Background()
+	cli, err := etcdlock.NewClient(nil, endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holders := func() []string {
+		t.Helper()
+		s, err := etcdlock.Status(ctx, cli, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Holders
+	}
+	withLock := func(n *node, booted string) *Agent {
+		t.Helper()
+		a := n.agent(t, booted, nil)
+		a.Config.Strategy, a.Config.EtcdEndpoints = coord.EtcdLock, []string{endpoint}
+		l, closeLock, err := NewLock(a.Config, n.mid, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { closeLock() })
+		a.Lock = l
+		if err := a.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	n1, n2 := e.node(t), e.node(t)
+	a1 := withLock(n1, "A")
+	if _, err := a1.RunOnce(ctx, true); err != nil || a1.Journal().Phase != Rebooting || !a1.Journal().LockHeld {
+		t.Fatalf("node 1: %v %+v", err, a1.Journal())
+	}
+	if h := holders(); !slices.Equal(h, []string{n1.mid}) {
+		t.Fatalf("holders %q, want node 1", h)
+	}
+	a2 := withLock(n2, "A")
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err = a2.RunOnce(short, true)
+	cancel()
+	if err == nil || a2.Journal().Phase != WaitingForLock || n2.reboots != 0 {
+		t.Fatalf("node 2 while node 1 holds the slot: %v %+v, %d reboots", err, a2.Journal(), n2.reboots)
+	}
+	// Node 1 reboots into B; the slot is freed only after the 3/2.
+	n1.setBoot(t, 2)
+	a1 = withLock(n1, "B")
+	if h := holders(); !slices.Equal(h, []string{n1.mid}) {
+		t.Fatalf("released before the health check: %q", h)
+	}
+	if _, err := a1.RunOnce(ctx, false); err != nil || a1.Journal().LockHeld || a1.Journal().Phase != Idle {
+		t.Fatalf("node 1 after reboot: %v %+v", err, a1.Journal())
+	}
+	if got := n1.events(t); !slices.Equal(got, []string{"13/1", "14/1", "3/1", "3/2<1.0.0"}) {
+		t.Fatalf("node 1 events %q", got)
+	}
+	if h := holders(); len(h) != 0 {
+		t.Fatalf("holders after node 1 finished: %q", h)
+	}
+	a2 = withLock(n2, "A")
+	if _, err := a2.RunOnce(ctx, false); err != nil || a2.Journal().Phase != Rebooting || n2.reboots != 1 {
+		t.Fatalf("node 2 after the slot was freed: %v %+v", err, a2.Journal())
+	}
+	if h := holders(); !slices.Equal(h, []string{n2.mid}) {
+		t.Fatalf("holders %q, want node 2", h)
+	}
+}

@@ -1,0 +1,73 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/stratalinux/strata/internal/coord"
+)
+
+func TestJournalRoundTripAndDamage(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "agent")
+	j, err := LoadJournal(dir)
+	if err != nil || j.Phase != Idle {
+		t.Fatalf("no journal yet: %+v %v", j, err)
+	}
+	j = Journal{Phase: RebootPending, Offer: &Offer{Version: "2.0.0", Payload: Package{Name: "u.raw", Size: 7}}, TargetSlot: "B", Skip: []string{"1.5.0"}}
+	j.Queue(success(13), false)
+	j.Queue(IdleEvent(), true)
+	if err := SaveJournal(dir, j); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadJournal(dir)
+	if err != nil || !reflect.DeepEqual(got, j) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v (%v)", got, j, err)
+	}
+	if !got.Outbox[1].Event.HasPrevious {
+		t.Fatal("previousversion=\"\" lost in the journal")
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != "state.json" {
+		t.Fatalf("state dir holds %v, want only state.json (no temp files)", ents)
+	}
+	if fi, _ := os.Stat(JournalPath(dir)); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("journal mode %v", fi.Mode())
+	}
+	os.WriteFile(JournalPath(dir), []byte(`{"phase": "idle", `), 0o600)
+	if _, err := LoadJournal(dir); err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), "move it away") {
+		t.Fatalf("damaged journal: %v", err)
+	}
+	os.WriteFile(JournalPath(dir), make([]byte, 2<<20), 0o600)
+	if _, err := LoadJournal(dir); err == nil {
+		t.Fatal("a 2 MiB journal was read")
+	}
+}
+
+func TestNewLock(t *testing.T) {
+	for _, s := range []coord.Strategy{coord.Reboot, coord.Off} {
+		l, closeLock, err := NewLock(Config{Strategy: s}, "m", nil)
+		if err != nil || l != (coord.NoLock{}) || closeLock() != nil {
+			t.Fatalf("%s: %v %v", s, l, err)
+		}
+	}
+	if _, _, err := NewLock(Config{Strategy: coord.Kured}, "m", nil); err == nil || !strings.Contains(err.Error(), "not available") {
+		t.Fatalf("kured: %v", err)
+	}
+	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdCAFile: "/nonexistent/ca.pem"}, "m", nil); err == nil || !strings.Contains(err.Error(), "LOCKSMITHD_ETCD_CAFILE") {
+		t.Fatalf("missing CA: %v", err)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, []byte("not pem"), 0o600)
+	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdCAFile: ca}, "m", nil); err == nil || !strings.Contains(err.Error(), "no PEM") {
+		t.Fatalf("bad CA: %v", err)
+	}
+	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdEndpoints: []string{"http://127.0.0.1:1"}}, "", nil); err == nil || !strings.Contains(err.Error(), "machine-id") {
+		t.Fatalf("empty id: %v", err)
+	}
+	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdEndpoints: []string{"127.0.0.1:2379"}}, "m", nil); err == nil || !strings.Contains(err.Error(), "want http://host:port") {
+		t.Fatalf("endpoint without scheme: %v", err)
+	}
+}

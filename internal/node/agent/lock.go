@@ -1,0 +1,81 @@
+package agent
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/stratalinux/strata/internal/coord"
+	"github.com/stratalinux/strata/internal/coord/etcdlock"
+)
+
+// NewLock builds the reboot lock of the configured strategy for the
+// holder id (the machine id) and returns it with the function that closes
+// its connection.
+func NewLock(cfg Config, id string, log *slog.Logger) (coord.Lock, func() error, error) {
+	none := func() error { return nil }
+	switch cfg.Strategy {
+	case coord.Reboot, coord.Off:
+		return coord.NoLock{}, none, nil
+	case coord.EtcdLock:
+		endpoints := cfg.EtcdEndpoints
+		if len(endpoints) == 0 {
+			endpoints = []string{"http://127.0.0.1:2379", "http://127.0.0.1:4001"} // locksmithd's default
+		}
+		hc := &http.Client{}
+		if cfg.EtcdCAFile != "" || cfg.EtcdCertFile != "" {
+			t, err := etcdTLS(cfg)
+			if err != nil {
+				return nil, nil, err
+			}
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.TLSClientConfig = t
+			hc.Transport = tr
+		}
+		cli, err := etcdlock.NewClient(hc, endpoints...)
+		if err != nil {
+			return nil, nil, err
+		}
+		cli.Username, cli.Password = cfg.EtcdUsername, cfg.EtcdPassword
+		l, err := etcdlock.New(cli, cfg.LockGroup, id, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return l, none, nil
+	case coord.FleetLock, coord.Kured:
+		// TODO(fleetlock,kured): once branch s5-flock is merged, fleetlock is
+		//   l, err := fleetlock.New(cfg.FleetLockURL, fleetLockGroup(cfg), id, nil)
+		// (group cfg.LockGroup, else Zincati's "default"), and kured is
+		// internal/coord/kured's lock; Agent already writes the sentinel
+		// (KuredSentinel) on coord.HandOff.
+		return nil, nil, fmt.Errorf("REBOOT_STRATEGY=%s is not available in this build yet (use reboot, etcd-lock or off)", cfg.Strategy)
+	}
+	return nil, nil, fmt.Errorf("REBOOT_STRATEGY=%s has no lock backend", cfg.Strategy)
+}
+
+// etcdTLS is locksmithd's -etcd-cafile/-certfile/-keyfile: a CA alone is
+// enough (Flatcar#948 is the bug where it was not).
+func etcdTLS(cfg Config) (*tls.Config, error) {
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.EtcdCAFile != "" {
+		pem, err := os.ReadFile(cfg.EtcdCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("LOCKSMITHD_ETCD_CAFILE: %w", err)
+		}
+		t.RootCAs = x509.NewCertPool()
+		if !t.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("LOCKSMITHD_ETCD_CAFILE %s holds no PEM certificate", cfg.EtcdCAFile)
+		}
+	}
+	if cfg.EtcdCertFile != "" || cfg.EtcdKeyFile != "" {
+		c, err := tls.LoadX509KeyPair(cfg.EtcdCertFile, cfg.EtcdKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("LOCKSMITHD_ETCD_CERTFILE/KEYFILE: %w", err)
+		}
+		t.Certificates = []tls.Certificate{c}
+	}
+	return t, nil
+}
