@@ -96,7 +96,7 @@ func (f *agentFlags) agent(env *Env) (*agent.Agent, func() error, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: %w", err)
 	}
-	lock, closeLock, err := agent.NewLock(cfg, id.MachineID, env.Log)
+	lock, closeLock, err := agent.NewLock(cfg, r, id.MachineID, env.Log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: %w", err)
 	}

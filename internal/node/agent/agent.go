@@ -293,7 +293,7 @@ func (a *Agent) do(ctx context.Context, act Action) error {
 	case ActReboot:
 		return a.reboot(ctx)
 	case ActHandOff:
-		return a.handOff()
+		return a.handOff(ctx)
 	case ActHealthCheck:
 		return a.healthCheck(ctx)
 	case ActReleaseLock:
@@ -638,16 +638,11 @@ func (a *Agent) reboot(ctx context.Context) error {
 	return nil
 }
 
-// KuredSentinel is the file kured watches (flatcar-postinst creates it too).
-const KuredSentinel = "/run/reboot-required"
-
-func (a *Agent) handOff() error {
-	p := a.Root.Join(KuredSentinel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(p, nil, 0o644); err != nil {
-		return fmt.Errorf("kured sentinel: %w", err)
+// handOff gives the reboot to the lock backend (kured: its sentinel
+// makes kured drain and reboot the node).
+func (a *Agent) handOff(ctx context.Context) error {
+	if err := a.Lock.Acquire(ctx); err != nil {
+		return fmt.Errorf("hand the reboot off: %w", err)
 	}
 	a.j.Phase = Rebooting
 	return a.save("handed-off")

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -87,11 +88,42 @@ func TestAgentRebootsUnderEtcdLock(t *testing.T) {
 		}
 		return s.Holders
 	}
+	rebootsOneAtATime(t, e, func(c *Config) { c.Strategy, c.EtcdEndpoints = coord.EtcdLock, []string{endpoint} }, holders)
+}
+
+// Two nodes share the same FleetLock group of one slot on strata serve
+// itself: the same one-at-a-time reboot as with etcd, the slot visible
+// in the server's reboot-lock API.
+func TestAgentRebootsUnderFleetLock(t *testing.T) {
+	e := newFleetEnv(t)
+	ctx := context.Background()
+	base := strings.TrimSuffix(e.omaha, "/v1/update/")
+	holders := func() []string {
+		t.Helper()
+		l, err := e.api.RebootLock(ctx, "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, h := range l.Holders {
+			ids = append(ids, h.ID)
+		}
+		return ids
+	}
+	rebootsOneAtATime(t, e, func(c *Config) { c.Strategy, c.FleetLockURL = coord.FleetLock, base }, holders)
+}
+
+// rebootsOneAtATime drives two nodes through an update under one reboot
+// slot: node 2 waits while node 1 reboots; node 1 frees the slot only
+// after its 3/2; then node 2 reboots.
+func rebootsOneAtATime(t *testing.T, e *fleetEnv, configure func(*Config), holders func() []string) {
+	t.Helper()
+	ctx := context.Background()
 	withLock := func(n *node, booted string) *Agent {
 		t.Helper()
 		a := n.agent(t, booted, nil)
-		a.Config.Strategy, a.Config.EtcdEndpoints = coord.EtcdLock, []string{endpoint}
-		l, closeLock, err := NewLock(a.Config, n.mid, nil)
+		configure(&a.Config)
+		l, closeLock, err := NewLock(a.Config, a.Root, n.mid, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +144,7 @@ func TestAgentRebootsUnderEtcdLock(t *testing.T) {
 	}
 	a2 := withLock(n2, "A")
 	short, cancel := context.WithTimeout(ctx, 2*time.Second)
-	_, err = a2.RunOnce(short, true)
+	_, err := a2.RunOnce(short, true)
 	cancel()
 	if err == nil || a2.Journal().Phase != WaitingForLock || n2.reboots != 0 {
 		t.Fatalf("node 2 while node 1 holds the slot: %v %+v, %d reboots", err, a2.Journal(), n2.reboots)
@@ -138,5 +170,46 @@ func TestAgentRebootsUnderEtcdLock(t *testing.T) {
 	}
 	if h := holders(); !slices.Equal(h, []string{n2.mid}) {
 		t.Fatalf("holders %q, want node 2", h)
+	}
+}
+
+// REBOOT_STRATEGY=kured: the agent never reboots itself; it writes kured's
+// sentinel and kured drains and reboots the node. Once the new slot has
+// passed its health check the sentinel is gone.
+func TestAgentHandsRebootToKured(t *testing.T) {
+	e := newFleetEnv(t)
+	ctx := context.Background()
+	n := e.node(t)
+	withKured := func(booted string) *Agent {
+		a := n.agent(t, booted, nil)
+		a.Config.Strategy = coord.Kured
+		l, _, err := NewLock(a.Config, a.Root, n.mid, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Lock = l
+		if err := a.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a := withKured("A")
+	sentinel := a.Root.Join("/var/run/reboot-required")
+	if _, err := a.RunOnce(ctx, true); err != nil || a.Journal().Phase != Rebooting || n.reboots != 0 {
+		t.Fatalf("before the reboot: %v %+v, %d reboots by the agent", err, a.Journal(), n.reboots)
+	}
+	if _, err := os.Stat(sentinel); err != nil {
+		t.Fatalf("kured's sentinel was not written: %v", err)
+	}
+	n.setBoot(t, 2) // kured rebooted the node into B
+	a = withKured("B")
+	if _, err := a.RunOnce(ctx, false); err != nil || a.Journal().Phase != Idle {
+		t.Fatalf("after the reboot: %v %+v", err, a.Journal())
+	}
+	if _, err := os.Stat(sentinel); !os.IsNotExist(err) {
+		t.Fatalf("sentinel still there after the health check: %v", err)
+	}
+	if got := n.events(t); !slices.Equal(got, []string{"13/1", "14/1", "3/1", "3/2<1.0.0"}) {
+		t.Fatalf("events %q", got)
 	}
 }

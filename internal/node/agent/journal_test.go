@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/stratalinux/strata/internal/coord"
+	"github.com/stratalinux/strata/internal/rootfs"
 )
 
 func TestJournalRoundTripAndDamage(t *testing.T) {
@@ -47,27 +49,53 @@ func TestJournalRoundTripAndDamage(t *testing.T) {
 }
 
 func TestNewLock(t *testing.T) {
+	root, err := rootfs.ParseRoot(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range []coord.Strategy{coord.Reboot, coord.Off} {
-		l, closeLock, err := NewLock(Config{Strategy: s}, "m", nil)
+		l, closeLock, err := NewLock(Config{Strategy: s}, root, "m", nil)
 		if err != nil || l != (coord.NoLock{}) || closeLock() != nil {
 			t.Fatalf("%s: %v %v", s, l, err)
 		}
 	}
-	if _, _, err := NewLock(Config{Strategy: coord.Kured}, "m", nil); err == nil || !strings.Contains(err.Error(), "not available") {
+	// kured: the lock is kured's sentinel under --root, gone in steady state.
+	kl, _, err := NewLock(Config{Strategy: coord.Kured}, root, "m", nil)
+	if err != nil {
 		t.Fatalf("kured: %v", err)
 	}
-	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdCAFile: "/nonexistent/ca.pem"}, "m", nil); err == nil || !strings.Contains(err.Error(), "LOCKSMITHD_ETCD_CAFILE") {
+	sentinel := root.Join("/var/run/reboot-required")
+	if err := kl.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sentinel); err != nil {
+		t.Fatalf("kured sentinel not written: %v", err)
+	}
+	if err := kl.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sentinel); !os.IsNotExist(err) {
+		t.Fatalf("kured sentinel left after release: %v", err)
+	}
+	// fleetlock: needs the server's URL.
+	if _, _, err := NewLock(Config{Strategy: coord.FleetLock}, root, "m", nil); err == nil {
+		t.Fatal("fleetlock without FLEETLOCK_URL accepted")
+	}
+	if l, _, err := NewLock(Config{Strategy: coord.FleetLock, FleetLockURL: "http://127.0.0.1:1"}, root, "m", nil); err != nil || l == nil {
+		t.Fatalf("fleetlock: %v", err)
+	}
+	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdCAFile: "/nonexistent/ca.pem"}, root, "m", nil); err == nil || !strings.Contains(err.Error(), "LOCKSMITHD_ETCD_CAFILE") {
 		t.Fatalf("missing CA: %v", err)
 	}
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(ca, []byte("not pem"), 0o600)
-	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdCAFile: ca}, "m", nil); err == nil || !strings.Contains(err.Error(), "no PEM") {
+	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdCAFile: ca}, root, "m", nil); err == nil || !strings.Contains(err.Error(), "no PEM") {
 		t.Fatalf("bad CA: %v", err)
 	}
-	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdEndpoints: []string{"http://127.0.0.1:1"}}, "", nil); err == nil || !strings.Contains(err.Error(), "machine-id") {
+	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdEndpoints: []string{"http://127.0.0.1:1"}}, root, "", nil); err == nil || !strings.Contains(err.Error(), "machine-id") {
 		t.Fatalf("empty id: %v", err)
 	}
-	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdEndpoints: []string{"127.0.0.1:2379"}}, "m", nil); err == nil || !strings.Contains(err.Error(), "want http://host:port") {
+	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdEndpoints: []string{"127.0.0.1:2379"}}, root, "m", nil); err == nil || !strings.Contains(err.Error(), "want http://host:port") {
 		t.Fatalf("endpoint without scheme: %v", err)
 	}
 }

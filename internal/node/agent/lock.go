@@ -7,15 +7,19 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/stratalinux/strata/internal/coord"
 	"github.com/stratalinux/strata/internal/coord/etcdlock"
+	"github.com/stratalinux/strata/internal/coord/fleetlock"
+	"github.com/stratalinux/strata/internal/coord/kured"
+	"github.com/stratalinux/strata/internal/rootfs"
 )
 
 // NewLock builds the reboot lock of the configured strategy for the
 // holder id (the machine id) and returns it with the function that closes
 // its connection.
-func NewLock(cfg Config, id string, log *slog.Logger) (coord.Lock, func() error, error) {
+func NewLock(cfg Config, root rootfs.Root, id string, log *slog.Logger) (coord.Lock, func() error, error) {
 	none := func() error { return nil }
 	switch cfg.Strategy {
 	case coord.Reboot, coord.Off:
@@ -45,13 +49,24 @@ func NewLock(cfg Config, id string, log *slog.Logger) (coord.Lock, func() error,
 			return nil, nil, err
 		}
 		return l, none, nil
-	case coord.FleetLock, coord.Kured:
-		// TODO(fleetlock,kured): once branch s5-flock is merged, fleetlock is
-		//   l, err := fleetlock.New(cfg.FleetLockURL, fleetLockGroup(cfg), id, nil)
-		// (group cfg.LockGroup, else Zincati's "default"), and kured is
-		// internal/coord/kured's lock; Agent already writes the sentinel
-		// (KuredSentinel) on coord.HandOff.
-		return nil, nil, fmt.Errorf("REBOOT_STRATEGY=%s is not available in this build yet (use reboot, etcd-lock or off)", cfg.Strategy)
+	case coord.FleetLock:
+		group := cfg.LockGroup
+		if group == "" {
+			group = "default" // Zincati's default group
+		}
+		l, err := fleetlock.New(cfg.FleetLockURL, group, id, &http.Client{Timeout: time.Minute})
+		if err != nil {
+			return nil, nil, err
+		}
+		return l, none, nil
+	case coord.Kured:
+		// kured drains and reboots the node once the sentinel exists; the
+		// agent removes it in steady state.
+		l, err := kured.New(root, "")
+		if err != nil {
+			return nil, nil, err
+		}
+		return l, none, nil
 	}
 	return nil, nil, fmt.Errorf("REBOOT_STRATEGY=%s has no lock backend", cfg.Strategy)
 }
