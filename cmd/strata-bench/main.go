@@ -95,6 +95,7 @@ var extraBenches = []func(ctx context.Context, strataBin, workDir string, quick 
 	flakeBench,
 	startupBench,
 	bench.OSInstall,
+	bench.Verity,
 }
 
 const mergeNotes = `Each case: N extensions (10 scripts in usr/bin and ten 2 KiB files each,
