@@ -25,6 +25,7 @@ it. Every slot command works on the booted disk or on an image file (--disk).`,
 	}
 	cmd.AddCommand(newOSBakeCommand(env), newOSAddSysextCommand(env), newOSPayloadCommand(env), newOSInspectCommand(env), newOSStatusCommand(env),
 		newOSInstallCommand(env), newOSMarkGoodCommand(env), newOSRollbackCommand(env))
+	cmd.AddCommand(newOSInitrdCommand(env))
 	return cmd
 }
 
