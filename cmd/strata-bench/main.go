@@ -96,6 +96,7 @@ var extraBenches = []func(ctx context.Context, strataBin, workDir string, quick 
 	startupBench,
 	bench.OSInstall,
 	bench.Verity,
+	bench.InitrdBoot,
 }
 
 const mergeNotes = `Each case: N extensions (10 scripts in usr/bin and ten 2 KiB files each,
