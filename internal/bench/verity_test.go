@@ -23,3 +23,17 @@ func TestVerityBench(t *testing.T) {
 		t.Fatalf("rows: %+v", rows)
 	}
 }
+
+// TestInitrdBootBench runs the initrd boot row (six QEMU boots) when
+// STRATA_BENCH_INITRD names a static strata binary.
+func TestInitrdBootBench(t *testing.T) {
+	bin := os.Getenv("STRATA_BENCH_INITRD")
+	if bin == "" {
+		t.Skip("set STRATA_BENCH_INITRD=/path/to/static/strata to run")
+	}
+	rows, _, _, err := InitrdBoot(context.Background(), bin, t.TempDir(), os.Getenv("STRATA_BENCH_QUICK") != "", t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", rows)
+}

@@ -1,7 +1,6 @@
 package qemutest
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,9 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/stratalinux/strata/internal/initrd"
-	"github.com/stratalinux/strata/internal/testutil/privtest"
 )
 
 // busyboxInit prints a marker, echoes one line typed on the console, and
@@ -33,31 +29,7 @@ poweroff -f
 `
 
 // busyboxInitrd writes an initrd of the static busybox and busyboxInit.
-func busyboxInitrd(t *testing.T) string {
-	t.Helper()
-	privtest.RequireTools(t, "busybox")
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		privtest.Missing(t, "no static busybox at /bin/busybox (run ./scripts/deps test: busybox-static): %v", err)
-	}
-	entries := []initrd.Entry{
-		{Name: "init", Mode: initrd.ModeRegular | 0o755, Data: []byte(busyboxInit)},
-		{Name: "bin/busybox", Mode: initrd.ModeRegular | 0o755, Data: bb},
-		{Name: "bin/sh", Mode: initrd.ModeSymlink | 0o777, Data: []byte("busybox")},
-	}
-	for _, d := range []string{"proc", "dev", "sys"} {
-		entries = append(entries, initrd.Entry{Name: d, Mode: initrd.ModeDir | 0o755})
-	}
-	var b bytes.Buffer
-	if err := initrd.WriteCPIO(&b, entries); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "initrd.cpio")
-	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+func busyboxInitrd(t *testing.T) string { return BusyboxInitrd(t, busyboxInit) }
 
 var (
 	ready = regexp.MustCompile(`QEMUTEST-READY uptime=([0-9.]+)`)
@@ -116,13 +88,17 @@ func TestBootBusybox(t *testing.T) {
 		t.Errorf("console log %s lacks the markers:\n%s", m.LogPath, log)
 	}
 	assertGone(t, m.Pid())
+	if !strings.Contains(strings.Join(m.Args(), " "), ".vmlinux") {
+		t.Errorf("the kernel was not booted by PVH: %s", m.Args())
+	}
 }
 
 // TestRebootWithNoRebootExits checks that a guest reboot ends QEMU when
-// NoReboot is set, and that Kill on an exited machine is harmless.
+// NoReboot is set, and that Kill on an exited machine is harmless. It
+// boots the bzImage through the firmware, the path the others skip.
 func TestRebootWithNoRebootExits(t *testing.T) {
 	h := Require(t)
-	m := Start(t, Config{Kernel: h.Kernel, Initrd: busyboxInitrd(t), Append: "quiet panic=-1 qemutest.reboot", NoReboot: true})
+	m := Start(t, Config{Kernel: h.Kernel, BzImage: true, Initrd: busyboxInitrd(t), Append: "quiet panic=-1 qemutest.reboot", NoReboot: true})
 	if _, err := m.Expect(ready, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -173,5 +149,30 @@ func TestArgs(t *testing.T) {
 	}
 	if a := strings.Join(Args(Config{Kernel: "/k", Append: "console=hvc0"}), " "); strings.Contains(a, "ttyS0") {
 		t.Errorf("console added although Append names one: %s", a)
+	}
+}
+
+// TestPVHKernel unpacks the host's kernel and checks the ELF and its PVH
+// note, and that a file that is no kernel is refused by name.
+func TestPVHKernel(t *testing.T) {
+	h := Require(t)
+	p, err := PVHKernel(h.Kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkPVH(b); err != nil {
+		t.Fatal(err)
+	}
+	if p2, err := PVHKernel(h.Kernel); err != nil || p2 != p {
+		t.Errorf("second call: %q, %v; want the cached %q", p2, err, p)
+	}
+	bad := filepath.Join(t.TempDir(), "notakernel")
+	os.WriteFile(bad, []byte("hello"), 0o644)
+	if _, err := PVHKernel(bad); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("PVHKernel of a text file: %v, want an error naming it", err)
 	}
 }
