@@ -75,6 +75,24 @@ func (ext4Writer) Write(ctx context.Context, src, dst string, opt Options) error
 	inodes += 64
 	size := (blocks*4096)*5/4 + inodes*256*2 + 16<<20
 	env := toolEnv()
+	if opt.Size > 0 {
+		if opt.Size < size-16<<20 {
+			return fmt.Errorf("ext4: %s needs about %d MiB, the filesystem is to be %d MiB", src, (size-16<<20)>>20, opt.Size>>20)
+		}
+		// A writable filesystem: many inodes, all the space, no shrink.
+		if n := opt.Size / (16 << 10); n > inodes {
+			inodes = n
+		}
+		if err := mkext4(ctx, env, tree, dst, opt.Size, inodes, opt); err != nil {
+			os.Remove(dst)
+			return err
+		}
+		if err := normalizeExt4(dst, opt.Epoch); err != nil {
+			os.Remove(dst)
+			return fmt.Errorf("ext4: fixing timestamps in %s: %w", dst, err)
+		}
+		return nil
+	}
 	for attempt := 0; ; attempt++ {
 		err = mkext4(ctx, env, tree, dst, size, inodes, opt)
 		if err == nil || attempt == 3 || ctx.Err() != nil {

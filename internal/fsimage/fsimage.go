@@ -41,6 +41,10 @@ type Options struct {
 	Seed string
 	// Extra files are added to the image without touching the source tree.
 	Extra []File
+	// Size, for ext4, is the filesystem's exact size in bytes (a writable
+	// partition that must offer its free space, as an OS's ROOT); zero
+	// shrinks the image to its content.
+	Size int64
 	// Progress receives the tool's progress output; nil keeps it quiet.
 	Progress io.Writer
 	// StageDir is where a writer may create a scratch directory (it must be

@@ -58,15 +58,15 @@ func Bake(ctx context.Context, req Request) error {
 		return fmt.Errorf("bake: %w", err)
 	}
 
-	rootImg, err := buildRoot(ctx, dir, req)
-	if err != nil {
-		return err
-	}
-	oemImg, err := buildExt4(ctx, dir, "oem", nil, req.Epoch)
-	if err != nil {
-		return err
-	}
 	sizes := req.Sizes.withDefaults()
+	rootImg, err := buildRoot(ctx, dir, req, sizes.Root)
+	if err != nil {
+		return err
+	}
+	oemImg, err := buildExt4(ctx, dir, "oem", nil, req.Epoch, sizes.OEM)
+	if err != nil {
+		return err
+	}
 	espImg, err := buildESP(ctx, dir, req, sizes.ESP, KernelCmdline(slot.USRA, rec))
 	if err != nil {
 		return err
@@ -147,7 +147,7 @@ func KernelCmdline(partUUID gpt.GUID, rec Record) string {
 
 // buildRoot is ROOT's ext4: each extension in /var/lib/extensions/, where systemd-sysext and Strata's
 // merge engine (in the initrd) find it on the first boot.
-func buildRoot(ctx context.Context, dir string, req Request) (string, error) {
+func buildRoot(ctx context.Context, dir string, req Request, size int64) (string, error) {
 	var files []fsimage.File
 	for _, s := range req.Sysext {
 		b, err := os.ReadFile(s)
@@ -156,10 +156,12 @@ func buildRoot(ctx context.Context, dir string, req Request) (string, error) {
 		}
 		files = append(files, fsimage.File{Path: "var/lib/extensions/" + filepath.Base(s), Data: b, Mode: 0o644})
 	}
-	return buildExt4(ctx, dir, "root", files, req.Epoch)
+	return buildExt4(ctx, dir, "root", files, req.Epoch, size)
 }
 
-func buildExt4(ctx context.Context, dir, name string, files []fsimage.File, epoch int64) (string, error) {
+// buildExt4 makes a writable ext4 of exactly size bytes (the partition's),
+// so the node has ROOT's free space from the first boot.
+func buildExt4(ctx context.Context, dir, name string, files []fsimage.File, epoch, size int64) (string, error) {
 	tree := filepath.Join(dir, name+".tree")
 	if err := os.MkdirAll(tree, 0o755); err != nil {
 		return "", err
@@ -169,7 +171,7 @@ func buildExt4(ctx context.Context, dir, name string, files []fsimage.File, epoc
 	}
 	img := filepath.Join(dir, name+".ext4")
 	w, _ := fsimage.New("ext4")
-	if err := w.Write(ctx, tree, img, fsimage.Options{Epoch: epoch, Seed: name, Extra: files, StageDir: dir}); err != nil {
+	if err := w.Write(ctx, tree, img, fsimage.Options{Epoch: epoch, Seed: name, Extra: files, StageDir: dir, Size: size}); err != nil {
 		return "", fmt.Errorf("bake: build %s ext4: %w", name, err)
 	}
 	return img, nil

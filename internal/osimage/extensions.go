@@ -102,7 +102,7 @@ func AddExtensions(ctx context.Context, disk string, images []string, epoch int6
 		return err
 	}
 	defer os.RemoveAll(dir)
-	rootImg, err := buildExt4(ctx, dir, "root", files, epoch)
+	rootImg, err := buildExt4(ctx, dir, "root", files, epoch, root.Size())
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -433,5 +434,40 @@ func TestBakeCmdlineOnESP(t *testing.T) {
 	}
 	if k := run(t, "mtype", "-i", img, "::/strata/vmlinuz"); k != "not really a kernel" {
 		t.Fatalf("kernel on ESP: %q", k)
+	}
+}
+
+// TestBakeRootFillsPartition: ROOT is the node's writable state (journal,
+// downloads, /etc), so its ext4 spans the whole partition, and e2fsck finds
+// it clean.
+func TestBakeRootFillsPartition(t *testing.T) {
+	needTools(t, "e2fsck")
+	disk := bake(t, t.TempDir(), "1.0.0")
+	f, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tb, _ := readTable(t, f)
+	for _, idx := range []int{IndexRoot, IndexOEM} {
+		p := tb.ByIndex(idx)
+		sb := make([]byte, 1024)
+		if _, err := f.ReadAt(sb, p.Start()+1024); err != nil {
+			t.Fatal(err)
+		}
+		blocks := int64(binary.LittleEndian.Uint32(sb[4:8]))
+		bsize := int64(1024) << binary.LittleEndian.Uint32(sb[0x18:0x1c])
+		if blocks*bsize != p.Size() {
+			t.Errorf("partition %d: ext4 of %d bytes in a %d-byte partition", idx, blocks*bsize, p.Size())
+		}
+		part := filepath.Join(t.TempDir(), "part")
+		b := make([]byte, p.Size())
+		if _, err := f.ReadAt(b, p.Start()); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(part, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run(t, "e2fsck", "-fn", part)
 	}
 }
