@@ -91,14 +91,22 @@ func readSmall(p string, limit int64) ([]byte, error) {
 func newKeyCommand(env *Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Manage repository signing keys"}
 	var name, email, out string
+	var x509Flags x509KeyFlags
 	gen := &cobra.Command{
-		Use:   "generate --out PREFIX",
+		Use:   "generate --out PREFIX | --x509 --out-key KEY --out-cert CERT",
 		Short: "Create an OpenPGP signing key: PREFIX.key (private) and PREFIX.pgp (public keyring)",
 		Long: `Create an Ed25519 OpenPGP key for signing repositories. PREFIX.key is the
 private key for 'strata publish --sign-key'; PREFIX.pgp is the public key
-to install on clients as /etc/systemd/import-pubring.pgp.`,
+to install on clients as /etc/systemd/import-pubring.pgp.
+
+With --x509, create instead a key and self-signed certificate for signing
+the verity root hashes of DDIs ('strata bake --format ddi --sign-key KEY
+--sign-cert CERT'); install CERT on hosts as /etc/verity.d/NAME.crt.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if x509Flags.on {
+				return generateX509Key(env, x509Flags)
+			}
 			if out == "" {
 				return errors.New("--out PREFIX is required")
 			}
@@ -130,6 +138,12 @@ to install on clients as /etc/systemd/import-pubring.pgp.`,
 	gen.Flags().StringVar(&name, "name", "Strata repository", "key owner's name")
 	gen.Flags().StringVar(&email, "email", "", "key owner's e-mail address")
 	gen.Flags().StringVar(&out, "out", "", "path prefix of the key files")
+	gen.Flags().BoolVar(&x509Flags.on, "x509", false, "make an X.509 key and certificate for signing DDI verity root hashes")
+	gen.Flags().StringVar(&x509Flags.outKey, "out-key", "", "with --x509: the private key file (PEM, mode 0600)")
+	gen.Flags().StringVar(&x509Flags.outCert, "out-cert", "", "with --x509: the certificate file (PEM)")
+	gen.Flags().StringVar(&x509Flags.subject, "subject", "Strata verity signing key", "with --x509: the certificate's common name")
+	gen.Flags().StringVar(&x509Flags.keyType, "key-type", "rsa", "with --x509: rsa (2048 bits) or ecdsa (P-256)")
+	gen.Flags().IntVar(&x509Flags.days, "days", 3650, "with --x509: days the certificate is valid")
 	cmd.AddCommand(gen)
 	return cmd
 }
