@@ -11,11 +11,12 @@ import (
 
 // DefaultModules are what Strata's /init needs on a virtio disk: the
 // block driver, device-mapper with verity, and the /usr and ROOT
-// filesystems. crc32c_generic comes before libcrc32c: erofs fails with
-// "Unknown symbol crc32c" otherwise (node-os.md §1).
+// filesystems, and loop and overlay for merging the extensions on ROOT
+// before switch_root. crc32c_generic comes before libcrc32c: erofs fails
+// with "Unknown symbol crc32c" otherwise (node-os.md §1).
 var DefaultModules = []string{
 	"virtio_pci", "virtio_blk", "dm-mod", "dm-bufio", "reed_solomon", "dm-verity",
-	"crc32c_generic", "libcrc32c", "erofs", "squashfs", "ext4",
+	"crc32c_generic", "libcrc32c", "erofs", "squashfs", "ext4", "loop", "overlay",
 }
 
 // ModuleFile is one module to put into the initrd and load at boot.

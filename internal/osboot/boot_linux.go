@@ -425,7 +425,11 @@ func (b *booter) mergeExtensions(ctx context.Context, root string) {
 			continue
 		}
 		disc, err := e.Discover()
-		if err != nil || len(disc.Images) == 0 {
+		if err != nil {
+			b.say("find %s images: %v", c, oneLine(err))
+			continue
+		}
+		if len(disc.Images) == 0 {
 			continue
 		}
 		res, err := e.Merge(ctx)
@@ -433,13 +437,15 @@ func (b *booter) mergeExtensions(ctx context.Context, root string) {
 			b.say("merge %s: %v", c, oneLine(err))
 			continue
 		}
-		if !res.NothingUp {
-			var names []string
-			for _, v := range res.Verdicts {
-				if v.Use {
-					names = append(names, v.Name)
-				}
+		var names []string
+		for _, v := range res.Verdicts {
+			if v.Use {
+				names = append(names, v.Name)
+			} else {
+				b.say("%s %s not merged: %s", c, v.Name, v.Reason)
 			}
+		}
+		if len(names) > 0 {
 			b.say("merged %s: %s", c, strings.Join(names, " "))
 		}
 	}

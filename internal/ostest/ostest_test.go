@@ -1,6 +1,7 @@
 package ostest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,6 +42,7 @@ const cmdline = "console=ttyS0 panic=1 loglevel=3 init=/usr/lib/strata-test/init
 
 type world struct {
 	t      *testing.T
+	init   string // the guest's init script in /usr; "" is guestInit
 	host   qemutest.Host
 	dir    string
 	strata string // static strata binary
@@ -108,7 +111,7 @@ func TestOSBootUpdateCommitRollback(t *testing.T) {
 	w.reboot(m)
 }
 
-func setup(t *testing.T) *world {
+func setup(t *testing.T, extraModules ...string) *world {
 	host := qemutest.Require(t)
 	if host.Modules == "" {
 		privtest.Missing(t, "no module tree for kernel %s in /lib/modules (run ./scripts/deps test)", host.KernelVersion)
@@ -134,7 +137,7 @@ func setup(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := initrd.Write(f, initrd.Spec{Init: bin, Modules: os.DirFS(host.Modules)}); err != nil {
+	if err := initrd.Write(f, initrd.Spec{Init: bin, Modules: os.DirFS(host.Modules), Wanted: append(slices.Clone(initrd.DefaultModules), extraModules...)}); err != nil {
 		t.Fatal(err)
 	}
 	return w
@@ -144,8 +147,8 @@ func setup(t *testing.T) *world {
 func (w *world) usrTree(version string, healthy bool) string {
 	d := filepath.Join(w.dir, "usr-"+version)
 	files := map[string]string{
-		"lib/os-release":        "ID=strata\nNAME=\"Strata test OS\"\nVERSION_ID=" + version + "\n",
-		"lib/strata-test/init":  guestInit,
+		"lib/os-release":        "ID=strata\nNAME=\"Strata test OS\"\nVERSION_ID=" + version + "\nSYSEXT_LEVEL=1\n",
+		"lib/strata-test/init":  cmp.Or(w.init, guestInit),
 		"bin/busybox":           "@/bin/busybox",
 		"bin/strata":            "@" + w.strata,
 		"lib/strata-test/.keep": "",
