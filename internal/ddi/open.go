@@ -2,6 +2,7 @@ package ddi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/hex"
@@ -289,8 +290,10 @@ func VerifySignature(v *Verity, trusted []*x509.Certificate) (*x509.Certificate,
 	return c, nil
 }
 
-// CheckTree reads the verity superblock and checks it describes the data
-// partition (block sizes, SHA-256, a data size that fits). It does not hash the data.
+// CheckTree reads the verity superblock, checks it describes the data
+// partition (block sizes, SHA-256, a data size that fits) and that the
+// tree hashes to the root hash (a signature or sidecar of another image
+// is caught here). It does not hash the data.
 func CheckTree(r io.ReaderAt, data Partition, v *Verity) (verity.Superblock, error) {
 	hr, off, closeFn, err := hashSource(r, v)
 	if err != nil {
@@ -303,6 +306,13 @@ func CheckTree(r io.ReaderAt, data Partition, v *Verity) (verity.Superblock, err
 	}
 	if n := int64(sb.DataBlocks) * int64(sb.DataBlockSize); n > data.Size || n <= 0 {
 		return sb, fmt.Errorf("verity superblock covers %d bytes, but the data partition has %d", n, data.Size)
+	}
+	err = verity.VerifyTree(hr, off, v.RootHash)
+	if errors.Is(err, verity.ErrNoTree) {
+		err = verity.Verify(context.Background(), io.NewSectionReader(r, data.Offset, data.Size), hr, off, v.RootHash)
+	}
+	if err != nil {
+		return sb, fmt.Errorf("the verity tree does not match root hash %x (from %s): %w", v.RootHash, cmp.Or(v.SigFrom, "the sidecar"), err)
 	}
 	return sb, nil
 }

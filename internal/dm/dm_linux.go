@@ -212,10 +212,27 @@ func status(ctlPath, name string, table bool) ([]Target, error) {
 
 // Remove removes device name and the node CreateVerity made for it.
 func Remove(name string) error {
-	return remove(ControlPath, name)
+	return remove(ControlPath, name, 0)
 }
 
-func remove(ctlPath, name string) error {
+// RemoveDeferred removes device name once its last user closes it (the
+// kernel's deferred remove): called right after mounting it, the device
+// goes away with the unmount and is never left behind.
+func RemoveDeferred(name string) error {
+	return remove(ControlPath, name, unix.DM_DEFERRED_REMOVE)
+}
+
+// Available returns nil if the kernel offers device-mapper here, else the
+// reason (one line naming the missing control device).
+func Available() error {
+	c, err := openControl(ControlPath)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func remove(ctlPath, name string, flags uint32) error {
 	if err := checkName(name, ""); err != nil {
 		return err
 	}
@@ -224,11 +241,14 @@ func remove(ctlPath, name string) error {
 		return err
 	}
 	defer c.Close()
-	if _, err := c.ioctl(unix.DM_DEV_REMOVE, header{Name: name}, nil, 0); err != nil {
+	if _, err := c.ioctl(unix.DM_DEV_REMOVE, header{Name: name, Flags: flags}, nil, 0); err != nil {
 		if errors.Is(err, unix.EBUSY) {
 			return fmt.Errorf("remove device-mapper device %s: it is in use (mounted or open): %w", name, err)
 		}
 		return fmt.Errorf("remove device-mapper device %s: %w", name, err)
+	}
+	if flags&unix.DM_DEFERRED_REMOVE != 0 {
+		return nil // the node goes when the device does
 	}
 	path := filepath.Join(c.dir, name)
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeDevice != 0 {

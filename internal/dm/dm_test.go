@@ -176,7 +176,7 @@ func TestNoDeviceMapper(t *testing.T) {
 	if _, err := status(ctl, "usr", false); err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("status: %v", err)
 	}
-	if err := remove(ctl, "usr"); err == nil || !strings.HasPrefix(err.Error(), want) {
+	if err := remove(ctl, "usr", 0); err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("remove: %v", err)
 	}
 	if _, err := os.Stat(ctl); !os.IsNotExist(err) {

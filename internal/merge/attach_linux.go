@@ -1,63 +1,47 @@
 package merge
 
 import (
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/stratalinux/strata/internal/ddi"
+	"github.com/stratalinux/strata/internal/dm"
 	"github.com/stratalinux/strata/internal/fsmagic"
-	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/image"
+	"github.com/stratalinux/strata/internal/imagepolicy"
 	"github.com/stratalinux/strata/internal/loop"
+	"github.com/stratalinux/strata/internal/verity"
 	"golang.org/x/sys/unix"
 )
-
-// Discoverable Partitions Specification type UUIDs of root and /usr
-// partitions, by systemd architecture name.
-var (
-	rootPartitionTypes = map[string]string{
-		"x86-64":      "4f68bce3-e8cd-4db1-96e7-fbcaf984b709",
-		"x86":         "44479540-f297-41b2-9af7-d131d5f0458a",
-		"arm64":       "b921b045-1df0-41c3-af44-4c6f280d3fae",
-		"arm":         "69dad710-2ce4-4e3c-b16c-21a1d49abed3",
-		"riscv64":     "72ec70a6-cf74-40e6-bd49-4bda08e8f224",
-		"ppc64-le":    "c31c45e6-3f39-412e-80fb-4809c4980599",
-		"s390x":       "5eead9a9-fe09-4a1e-a1d7-520d00531306",
-		"loongarch64": "77055800-792c-4f94-b39a-98c91b762bb6",
-	}
-	usrPartitionTypes = map[string]string{
-		"x86-64":      "8484680c-9521-48c6-9c11-b0720656f69e",
-		"x86":         "75250d76-8cc6-458e-bd66-bd47cc81a812",
-		"arm64":       "b0e01050-ee5f-4390-949a-9101b17104e9",
-		"arm":         "7d0359a3-02b3-4f0a-865c-654403e70625",
-		"riscv64":     "beaec34b-8442-439b-a40b-984381ed097d",
-		"ppc64-le":    "ee2b9983-21e8-4153-86d9-b6901a54d1ce",
-		"s390x":       "8a4f5770-50aa-4ed3-874a-99b710db6fea",
-		"loongarch64": "e611c702-575c-4cbe-9a46-434fa0bf7e3f",
-	}
-)
-
-// sidecarSuffixes are the verity files systemd picks up beside a raw image.
-var sidecarSuffixes = []string{".roothash", ".roothash.p7s", ".usrhash", ".usrhash.p7s", ".verity"}
 
 // imageSource says what to mount for a raw image or block device.
 type imageSource struct {
 	fstype         string
 	offset, length int64
 	partition      string // "root" or "usr" for GPT images
+	designator     imagepolicy.Designator
+	// protection is how the data partition is protected (unprotected,
+	// verity, signed); verity is set for the last two.
+	protection imagepolicy.Protection
+	verity     *ddi.Verity
+	signer     string // the signing certificate's subject, when signed
 }
 
 // probeRaw decides how to mount a raw image or block device without
-// mounting it: by filesystem magic, or by GPT partition type.
-func probeRaw(img image.Image, arch string) (imageSource, error) {
-	base := strings.TrimSuffix(img.Path, ".raw")
-	for _, s := range sidecarSuffixes {
-		if _, err := os.Lstat(base + s); err == nil {
-			return imageSource{}, fmt.Errorf("verity sidecar file %s%s is not supported yet (remove it, or use an image without verity)", filepath.Base(base), s)
-		}
+// mounting it: a bare filesystem (by magic) or a GPT disk image's root or
+// usr partition for arch, with its verity data (partitions or the
+// NAME.roothash/.verity/.p7s sidecars) and signature checked against the
+// trusted certificates. With a policy, the image is refused here when the
+// policy does not accept it, as systemd-dissect refuses it.
+func probeRaw(img image.Image, arch string, policy *imagepolicy.Policy, trusted []*x509.Certificate) (imageSource, error) {
+	side, err := ddi.LoadSidecars(img.Path)
+	if err != nil {
+		return imageSource{}, err
 	}
 	f, err := os.Open(img.Path)
 	if err != nil {
@@ -76,41 +60,59 @@ func probeRaw(img image.Image, arch string) (imageSource, error) {
 		if err := fsmagic.CheckComplete(f, format, size); err != nil {
 			return imageSource{}, err
 		}
-		return imageSource{fstype: string(format), length: size}, nil
 	}
-	parts, err := fsread.ReadGPT(f, size)
+	im, err := ddi.Open(f, size, ddi.Options{Arch: arch, Sidecars: side})
 	if err != nil {
-		return imageSource{}, fmt.Errorf("read partition table: %w", err)
+		return imageSource{}, err
 	}
-	var pick *fsread.Partition
-	kind := ""
-	for _, want := range []struct{ kind, typ string }{{"root", rootPartitionTypes[arch]}, {"usr", usrPartitionTypes[arch]}} {
-		for i := range parts {
-			if want.typ != "" && strings.EqualFold(parts[i].Type, want.typ) {
-				pick, kind = &parts[i], want.kind
-				break
-			}
-		}
-		if pick != nil {
+	var pick *ddi.Partition
+	for _, d := range []imagepolicy.Designator{imagepolicy.Root, imagepolicy.Usr} {
+		if p, ok := im.Parts[d]; ok {
+			pick = &p
 			break
 		}
 	}
 	if pick == nil {
 		return imageSource{}, fmt.Errorf("GPT image has no root or usr partition for architecture %s", arch)
 	}
-	inner, err := fsmagic.Detect(io.NewSectionReader(f, pick.Offset, pick.Size), pick.Size)
-	if err != nil || inner == fsmagic.GPT {
-		return imageSource{}, fmt.Errorf("%s partition %d holds no filesystem Strata can mount: %v", kind, pick.Index, err)
+	kind := pick.Designator.String()
+	src := imageSource{fstype: string(format), offset: pick.Offset, length: pick.Size, designator: pick.Designator, protection: imagepolicy.ProtUnprotected}
+	if format == fsmagic.GPT {
+		src.partition = kind
+		sec := io.NewSectionReader(f, pick.Offset, pick.Size)
+		inner, err := fsmagic.Detect(sec, pick.Size)
+		if err != nil || inner == fsmagic.GPT {
+			return imageSource{}, fmt.Errorf("%s partition %d holds no filesystem Strata can mount: %v", kind, pick.Index, err)
+		}
+		if err := fsmagic.CheckComplete(sec, inner, pick.Size); err != nil {
+			return imageSource{}, fmt.Errorf("%s partition %d: %w", kind, pick.Index, err)
+		}
+		src.fstype = string(inner)
 	}
-	if err := fsmagic.CheckComplete(io.NewSectionReader(f, pick.Offset, pick.Size), inner, pick.Size); err != nil {
-		return imageSource{}, fmt.Errorf("%s partition %d: %w", kind, pick.Index, err)
+	pol := imagepolicy.MustParse("*")
+	if policy != nil {
+		pol = *policy
 	}
-	return imageSource{fstype: string(inner), offset: pick.Offset, length: pick.Size, partition: kind}, nil
+	a, err := ddi.Assess(im, f, trusted, pol)
+	if err != nil {
+		return imageSource{}, err
+	}
+	if fd, ok := a.Finding(pick.Designator); ok {
+		src.protection, src.verity = fd.Protection, fd.Verity
+		if fd.Signer != nil {
+			src.signer = fd.Signer.Subject.String()
+		}
+	}
+	if policy != nil && a.Refused != "" {
+		return imageSource{}, fmt.Errorf("refused by the image policy %s: %s; pass --image-policy= to change it", pol, a.Refused)
+	}
+	return src, nil
 }
 
 // attachImage mounts img read-only at dir. Loop devices are attached with
-// auto-clear, so unmounting (or the namespace going away) releases them.
-func attachImage(img image.Image, dir, arch string, policy Policy) error {
+// auto-clear, so unmounting (or the namespace going away) releases them;
+// a dm-verity device is removed deferred, so it goes with the unmount.
+func attachImage(img image.Image, dir, arch string, policy imagepolicy.Policy, trusted []*x509.Certificate) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -125,15 +127,8 @@ func attachImage(img image.Image, dir, arch string, policy Policy) error {
 		}
 		return nil
 	case image.KindRaw, image.KindBlock:
-		src, err := probeRaw(img, arch)
+		src, err := probeRaw(img, arch, &policy, trusted)
 		if err != nil {
-			return err
-		}
-		designator := src.partition
-		if designator == "" {
-			designator = "root" // a bare filesystem counts as the root partition
-		}
-		if err := policy.AllowsUnprotected(designator); err != nil {
 			return err
 		}
 		dev := img.Path
@@ -146,6 +141,14 @@ func attachImage(img image.Image, dir, arch string, policy Policy) error {
 			defer ld.Close()
 			dev = ld.Path
 		}
+		if src.verity != nil {
+			vdev, cleanup, err := openVerity(img, src, dev, policy)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			dev = vdev
+		}
 		data := ""
 		if src.fstype == "ext4" {
 			data = "noload"
@@ -156,4 +159,47 @@ func attachImage(img image.Image, dir, arch string, policy Policy) error {
 		return nil
 	}
 	return errors.New("unknown image kind " + string(img.Kind))
+}
+
+// openVerity puts the data partition (attached at dataDev) behind
+// dm-verity. Without device-mapper an image the policy also accepts
+// unprotected is mounted as such (dev is returned unchanged); one whose
+// policy requires verity is refused, never mounted unverified. cleanup
+// removes the device deferred: it stays while mounted and goes with the
+// unmount.
+func openVerity(img image.Image, src imageSource, dataDev string, policy imagepolicy.Policy) (string, func(), error) {
+	none := func() {}
+	if err := dm.Available(); err != nil {
+		if imagepolicy.RequiresVerity(policy, src.designator) {
+			return "", none, fmt.Errorf("%s is protected by dm-verity and the image policy %s accepts it only verified, but %v; refusing to mount it unverified", img.Path, policy, err)
+		}
+		return dataDev, none, nil
+	}
+	v := src.verity
+	hashPath, hashOff, hashLen := img.Path, int64(0), int64(0)
+	if v.HashPart != nil {
+		hashOff, hashLen = v.HashPart.Offset, v.HashPart.Size
+	} else {
+		hashPath = v.HashSidecar
+	}
+	hl, err := loop.Attach(hashPath, loop.Options{Offset: uint64(hashOff), SizeLimit: uint64(hashLen)})
+	if err != nil {
+		return "", none, fmt.Errorf("attach the verity hash tree of %s: %w", img.Path, err)
+	}
+	defer hl.Close()
+	sb, err := verity.ReadSuperblock(hl.File(), 0)
+	if err != nil {
+		return "", none, fmt.Errorf("verity superblock of %s: %w", img.Path, err)
+	}
+	name := "strata-" + hex.EncodeToString(v.RootHash[:min(len(v.RootHash), 16)])
+	table := verity.Table(dataDev, hl.Path, sb, 0, v.RootHash)
+	path, err := dm.CreateVerity(name, "", table)
+	if err != nil {
+		return "", none, fmt.Errorf("open dm-verity for %s: %w", img.Path, err)
+	}
+	if st, err := dm.Status(name); err != nil || !strings.HasPrefix(st, "V") {
+		_ = dm.Remove(name)
+		return "", none, fmt.Errorf("dm-verity for %s reports %q (%v), not verified", img.Path, st, err)
+	}
+	return path, func() { _ = dm.RemoveDeferred(name) }, nil
 }

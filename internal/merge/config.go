@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/stratalinux/strata/internal/imagepolicy"
 	"os"
 	"path"
 	"path/filepath"
@@ -117,7 +118,7 @@ func applyConfig(cfg *ConfigFile, name string, data []byte, c imageclass.Class) 
 				cfg.ImagePolicy = nil
 				continue
 			}
-			if _, err := ParsePolicy(v); err != nil {
+			if _, err := imagepolicy.Parse(v); err != nil {
 				warnings = append(warnings, fmt.Sprintf("%s:%d: %v, ignoring", name, line, err))
 				continue
 			}

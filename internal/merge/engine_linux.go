@@ -2,6 +2,7 @@ package merge
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,9 +17,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stratalinux/strata/internal/ddi"
 	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/imagepolicy"
 	"github.com/stratalinux/strata/internal/osrelease"
 	"github.com/stratalinux/strata/internal/rootfs"
 	"github.com/stratalinux/strata/internal/sdparse"
@@ -43,7 +46,7 @@ type Engine struct {
 	// (SYSTEMD_OS_RELEASE).
 	OSRelease     string
 	AlwaysRefresh bool
-	Policy        Policy
+	Policy        imagepolicy.Policy
 	Arch          string
 	Log           *slog.Logger
 	// StagingParent is where the private staging directory is made;
@@ -58,6 +61,10 @@ type Engine struct {
 	// merge of ours, without replacing it (strata test, in a private
 	// namespace). It takes no lock: nothing it mounts is shared.
 	Stack bool
+
+	// trustedCerts caches the root's verity.d certificates (trusted).
+	trustedCerts []*x509.Certificate
+	trustedRead  bool
 
 	// staged, when set (tests), is called once the images are mounted
 	// in the staging directory, before any overlay is built.
@@ -92,6 +99,26 @@ func (e *Engine) log() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return e.Log
+}
+
+// trusted returns the certificates that may sign root hashes: systemd's
+// verity.d directories under the root. Unreadable files are logged and
+// skipped, as systemd skips them.
+func (e *Engine) trusted() []*x509.Certificate {
+	if !e.trustedRead {
+		e.trustedRead = true
+		certs, skipped, err := ddi.TrustedCertificates(e.Root)
+		if err != nil && e.Log != nil {
+			e.Log.Warn("read trusted verity certificates", "err", err)
+		}
+		for _, s := range skipped {
+			if e.Log != nil {
+				e.Log.Warn("skipped a verity.d certificate", "file", s)
+			}
+		}
+		e.trustedCerts = ddi.Certs(certs)
+	}
+	return e.trustedCerts
 }
 
 func (e *Engine) arch() string {
@@ -518,7 +545,7 @@ func (e *Engine) prepare(staging string, host osrelease.Host, disc image.Discove
 func (e *Engine) readMounted(img image.Image, staging string) Candidate {
 	c := Candidate{Image: img}
 	dir := ExtensionDir(staging, img.Name)
-	if err := attachImage(img, dir, e.arch(), e.Policy); err != nil {
+	if err := attachImage(img, dir, e.arch(), e.Policy, e.trusted()); err != nil {
 		c.OpenErr = err
 		return c
 	}

@@ -42,7 +42,7 @@ func withTree(img image.Image, arch string, fn func(fsread.FS)) error {
 		fn(image.DirTree{Root: img.Path})
 		return nil
 	}
-	if _, err := probeRaw(img, arch); err != nil {
+	if _, err := probeRaw(img, arch, nil, nil); err != nil {
 		return err
 	}
 	f, err := os.Open(img.Path)

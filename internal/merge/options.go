@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/imagepolicy"
 	"github.com/stratalinux/strata/internal/sdparse"
 )
 
@@ -28,7 +29,7 @@ type Options struct {
 	OverlayOptions *string
 	OSRelease      string
 	AlwaysRefresh  bool
-	Policy         Policy
+	Policy         imagepolicy.Policy
 }
 
 // ErrMutableHelp is returned for --mutable=help: the caller lists the modes.
@@ -85,7 +86,7 @@ func ResolveOptions(c imageclass.Class, f Flags, lookupEnv func(string) (string,
 		policy = f.ImagePolicy
 	}
 	var err error
-	if o.Policy, err = ParsePolicy(policy); err != nil {
+	if o.Policy, err = imagepolicy.Parse(policy); err != nil {
 		return Options{}, warnings, fmt.Errorf("--image-policy: %w", err)
 	}
 	if f.Noexec != "" {

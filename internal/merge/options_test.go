@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/imagepolicy"
 )
 
 func envOf(m map[string]string) func(string) (string, bool) {
@@ -50,16 +51,16 @@ func TestResolveOptionsPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := ParsePolicy(pol)
+	want, _ := imagepolicy.Parse(pol)
 	if !reflect.DeepEqual(o.Policy, want) {
 		t.Errorf("file policy not applied: %+v", o.Policy)
 	}
 	o, _, _ = ResolveOptions(imageclass.Sysext, Flags{ImagePolicy: "*"}, envOf(nil), ConfigFile{ImagePolicy: &pol})
-	if want, _ := ParsePolicy("*"); !reflect.DeepEqual(o.Policy, want) {
+	if want, _ := imagepolicy.Parse("*"); !reflect.DeepEqual(o.Policy, want) {
 		t.Errorf("flag policy not applied: %+v", o.Policy)
 	}
 	o, _, _ = ResolveOptions(imageclass.Confext, Flags{}, envOf(nil), ConfigFile{})
-	if want, _ := ParsePolicy(imageclass.Confext.DefaultImagePolicy()); !reflect.DeepEqual(o.Policy, want) {
+	if want, _ := imagepolicy.Parse(imageclass.Confext.DefaultImagePolicy()); !reflect.DeepEqual(o.Policy, want) {
 		t.Errorf("class default policy not applied: %+v", o.Policy)
 	}
 }

@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"github.com/stratalinux/strata/internal/imagepolicy"
 	"strings"
 	"testing"
 
@@ -173,21 +174,24 @@ func TestParseModeAndPolicy(t *testing.T) {
 	if _, err := ParseMode("sometimes"); err == nil {
 		t.Error("bad mode accepted")
 	}
-	p, err := ParsePolicy("root=signed+absent:usr=signed+absent")
+	// The image policy is systemd's (internal/imagepolicy); merge uses its
+	// decision for an unprotected partition.
+	p, err := imagepolicy.Parse("root=signed+absent:usr=signed+absent")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.AllowsUnprotected("root") == nil {
+	unprotected := imagepolicy.Found{Protection: imagepolicy.ProtUnprotected}
+	if imagepolicy.Decide(p, imagepolicy.Root, unprotected).Action != imagepolicy.Refuse {
 		t.Error("signed-only policy allowed an unprotected root")
 	}
-	for _, s := range []string{"*", "", "root=verity+signed+encrypted+unprotected+absent:usr=unprotected"} {
-		p, err := ParsePolicy(s)
-		if err != nil || p.AllowsUnprotected("root") != nil {
+	for _, s := range []string{"*", "root=verity+signed+encrypted+unprotected+absent:usr=unprotected"} {
+		p, err := imagepolicy.Parse(s)
+		if err != nil || imagepolicy.Decide(p, imagepolicy.Root, unprotected).Action != imagepolicy.Use {
 			t.Errorf("%q: %v", s, err)
 		}
 	}
 	for _, s := range []string{"root", "root=bogus", "nosuch=open", "root=open:root=open"} {
-		if _, err := ParsePolicy(s); err == nil {
+		if _, err := imagepolicy.Parse(s); err == nil {
 			t.Errorf("%q accepted", s)
 		}
 	}

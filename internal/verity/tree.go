@@ -142,20 +142,36 @@ func Format(ctx context.Context, data io.ReaderAt, dataSize int64, hash io.Write
 	return root, int64(len(out)), nil
 }
 
-// Verify checks the whole tree at hashOffset against root, top down as
-// the kernel does, then every data block against its leaf. The error names
-// the first block that does not match.
-func Verify(ctx context.Context, data io.ReaderAt, hash io.ReaderAt, hashOffset int64, root []byte) error {
-	dataName := nameOf(data, "the data")
+// VerifyTree checks the hash tree at hashOffset against root without
+// reading the data: every level hashes to the one above and the top to
+// root. It is cheap (the tree is 1/128 of the data) and catches a root
+// hash, signature or sidecar that belongs to another image before anything
+// is mounted; the data blocks themselves are checked by the kernel as they
+// are read (or by Verify).
+//
+// With one data block there is no tree (the root is that block's own hash):
+// VerifyTree returns ErrNoTree, and the caller checks the block with Verify.
+func VerifyTree(hash io.ReaderAt, hashOffset int64, root []byte) error {
+	sb, _, err := verifyTree(hash, hashOffset, root)
+	if err == nil && sb.DataBlocks <= 1 {
+		return ErrNoTree
+	}
+	return err
+}
+
+// ErrNoTree: the hash area holds only the superblock (one data block).
+var ErrNoTree = errors.New("the data is one block: no hash tree to check without it")
+
+func verifyTree(hash io.ReaderAt, hashOffset int64, root []byte) (Superblock, []byte, error) {
 	hashName := nameOf(hash, "the hash device")
 	sb, err := ReadSuperblock(hash, hashOffset)
 	if err != nil {
-		return fmt.Errorf("%s: %w", hashName, err)
+		return Superblock{}, nil, fmt.Errorf("%s: %w", hashName, err)
 	}
 	p := sb.params()
 	g, err := layout(sb.DataBlocks, hashOffset, p)
 	if err != nil {
-		return fmt.Errorf("%s: %w", hashName, err)
+		return Superblock{}, nil, fmt.Errorf("%s: %w", hashName, err)
 	}
 	hb := g.hashBlock
 	treeSize := (g.end - g.start) * hb
@@ -163,12 +179,12 @@ func Verify(ctx context.Context, data io.ReaderAt, hash io.ReaderAt, hashOffset 
 	// huge device cannot make us allocate its tree.
 	if treeSize > 0 {
 		if _, err := hash.ReadAt(make([]byte, 1), g.end*hb-1); err != nil {
-			return fmt.Errorf("hash area of %s is truncated: the superblock's %d data blocks need a tree up to byte %d: %w", hashName, sb.DataBlocks, g.end*hb, err)
+			return Superblock{}, nil, fmt.Errorf("hash area of %s is truncated: the superblock's %d data blocks need a tree up to byte %d: %w", hashName, sb.DataBlocks, g.end*hb, err)
 		}
 	}
 	tree := make([]byte, treeSize)
 	if n, err := hash.ReadAt(tree, g.start*hb); int64(n) < treeSize {
-		return fmt.Errorf("hash area of %s is truncated at byte %d: %w", hashName, g.start*hb+int64(n), err)
+		return Superblock{}, nil, fmt.Errorf("hash area of %s is truncated at byte %d: %w", hashName, g.start*hb+int64(n), err)
 	}
 	levels := len(g.levelSize)
 	var leaves []byte
@@ -176,7 +192,7 @@ func Verify(ctx context.Context, data io.ReaderAt, hash io.ReaderAt, hashOffset 
 		leaves = root
 	} else {
 		if got := saltedSum(p.Salt, g.level(tree, levels-1)); !bytes.Equal(got, root) {
-			return fmt.Errorf("root hash of %s does not match: the tree gives %x, expected %x", hashName, got, root)
+			return Superblock{}, nil, fmt.Errorf("root hash of %s does not match: the tree gives %x, expected %x", hashName, got, root)
 		}
 		for i := levels - 1; i >= 0; i-- {
 			lv := g.level(tree, i)
@@ -185,7 +201,7 @@ func Verify(ctx context.Context, data io.ReaderAt, hash io.ReaderAt, hashOffset 
 				for j := 0; int64(j)*hb < int64(len(lv)); j++ {
 					sum := saltedSum(p.Salt, lv[int64(j)*hb:int64(j+1)*hb])
 					if !bytes.Equal(sum, up[j*digestSize:(j+1)*digestSize]) {
-						return fmt.Errorf("hash block %d of %s (tree level %d) does not match its hash", g.levelStart[i]+int64(j), hashName, i)
+						return Superblock{}, nil, fmt.Errorf("hash block %d of %s (tree level %d) does not match its hash", g.levelStart[i]+int64(j), hashName, i)
 					}
 				}
 			}
@@ -197,11 +213,24 @@ func Verify(ctx context.Context, data io.ReaderAt, hash io.ReaderAt, hashOffset 
 				used = g.levelSize[i-1]
 			}
 			if pad := lv[used*digestSize:]; len(bytes.Trim(pad, "\x00")) != 0 {
-				return fmt.Errorf("hash block %d of %s (tree level %d) has non-zero padding", g.levelStart[i]+int64(g.levelSize[i])-1, hashName, i)
+				return Superblock{}, nil, fmt.Errorf("hash block %d of %s (tree level %d) has non-zero padding", g.levelStart[i]+int64(g.levelSize[i])-1, hashName, i)
 			}
 		}
 		leaves = g.level(tree, 0)
 	}
+	return sb, leaves, nil
+}
+
+// Verify checks the whole tree at hashOffset against root, top down as
+// the kernel does, then every data block against its leaf. The error names
+// the first block that does not match.
+func Verify(ctx context.Context, data io.ReaderAt, hash io.ReaderAt, hashOffset int64, root []byte) error {
+	dataName := nameOf(data, "the data")
+	sb, leaves, err := verifyTree(hash, hashOffset, root)
+	if err != nil {
+		return err
+	}
+	p := sb.params()
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}

@@ -184,3 +184,20 @@ func FuzzReadSuperblock(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifyTree: the tree alone is checked against the root hash (a root
+// hash of another image is refused); one data block has no tree.
+func TestVerifyTree(t *testing.T) {
+	m := newMemImage(t, 300)
+	r := bytes.NewReader(m.b)
+	if err := VerifyTree(r, m.size, m.root); err != nil {
+		t.Fatalf("own root: %v", err)
+	}
+	if err := VerifyTree(r, m.size, bytes.Repeat([]byte{7}, 32)); err == nil || !strings.Contains(err.Error(), "root hash") {
+		t.Fatalf("another root: %v", err)
+	}
+	one := newMemImage(t, 1)
+	if err := VerifyTree(bytes.NewReader(one.b), one.size, one.root); !errors.Is(err, ErrNoTree) {
+		t.Fatalf("one block: %v, want ErrNoTree", err)
+	}
+}
