@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/stratalinux/strata/internal/sdparse"
+	"github.com/stratalinux/strata/internal/systemctl"
 	"os"
-	"os/exec"
 	"path"
 	"runtime"
 	"strings"
@@ -100,11 +101,7 @@ func (f *agentFlags) agent(env *Env) (*agent.Agent, func() error, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: %w", err)
 	}
-	arch := "x86-64"
-	if runtime.GOARCH == "arm64" {
-		arch = "arm64"
-	}
-	a := &agent.Agent{Config: cfg, Root: r, Dir: f.dir(r), Disk: f.disk, Booted: f.booted, Arch: arch, Lock: lock, Log: env.Log,
+	a := &agent.Agent{Config: cfg, Root: r, Dir: f.dir(r), Disk: f.disk, Booted: f.booted, Arch: sdparse.NativeArchitecture(), Lock: lock, Log: env.Log,
 		Reboot: f.reboot(env, cfg),
 		Refresh: func(ctx context.Context) error {
 			me, err := newMergeEngine(env, imageclass.Sysext, r.Path())
@@ -118,33 +115,15 @@ func (f *agentFlags) agent(env *Env) (*agent.Agent, func() error, error) {
 }
 
 // reboot is how the agent reboots: not at all with --disk (a test disk
-// image is "rebooted" by starting the agent again with --booted), through
-// systemd when PID 1 is systemd, else STRATA_REBOOT_COMMAND=.
+// image is "rebooted" by starting the agent again with --booted).
 func (f *agentFlags) reboot(env *Env, cfg agent.Config) func(context.Context) error {
-	return func(ctx context.Context) error {
-		if f.disk != "" {
-			fmt.Fprintf(env.Stdout, "reboot needed: the update waits in %s (--disk: this machine is not rebooted)\n", f.disk)
-			return nil
-		}
-		var c *exec.Cmd
-		switch {
-		case isDir("/run/systemd/system"):
-			c = exec.CommandContext(ctx, "systemctl", "reboot")
-		case cfg.RebootCommand != "":
-			c = exec.CommandContext(ctx, "/bin/sh", "-c", cfg.RebootCommand)
-		default:
-			return errors.New("PID 1 is not systemd and STRATA_REBOOT_COMMAND= is not set in /etc/strata/update.conf")
-		}
-		if out, err := c.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %v: %s", strings.Join(c.Args, " "), err, strings.TrimSpace(string(out)))
-		}
+	if f.disk == "" {
+		return agent.RebootFunc(cfg, systemctl.Manager{})
+	}
+	return func(context.Context) error {
+		fmt.Fprintf(env.Stdout, "reboot needed: the update waits in %s (--disk: this machine is not rebooted)\n", f.disk)
 		return nil
 	}
-}
-
-func isDir(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.IsDir()
 }
 
 // runOnce starts the agent and runs it until it has to wait.

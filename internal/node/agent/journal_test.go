@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"github.com/stratalinux/strata/internal/systemctl"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -97,5 +98,24 @@ func TestNewLock(t *testing.T) {
 	}
 	if _, _, err := NewLock(Config{Strategy: coord.EtcdLock, EtcdEndpoints: []string{"127.0.0.1:2379"}}, root, "m", nil); err == nil || !strings.Contains(err.Error(), "want http://host:port") {
 		t.Fatalf("endpoint without scheme: %v", err)
+	}
+}
+
+// TestRebootFunc: without systemd as PID 1 the configured command runs;
+// without one either, the error names the key to set.
+func TestRebootFunc(t *testing.T) {
+	noSystemd := systemctl.Manager{RunDir: filepath.Join(t.TempDir(), "no-systemd")}
+	mark := filepath.Join(t.TempDir(), "rebooted")
+	if err := RebootFunc(Config{RebootCommand: "touch " + mark}, noSystemd)(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mark); err != nil {
+		t.Fatalf("reboot command did not run: %v", err)
+	}
+	if err := RebootFunc(Config{}, noSystemd)(context.Background()); err == nil || !strings.Contains(err.Error(), "STRATA_REBOOT_COMMAND") {
+		t.Fatalf("no command: %v", err)
+	}
+	if err := RebootFunc(Config{RebootCommand: "exit 3"}, noSystemd)(context.Background()); err == nil || !strings.Contains(err.Error(), "exit 3") {
+		t.Fatalf("failing command: %v", err)
 	}
 }

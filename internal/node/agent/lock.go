@@ -1,12 +1,17 @@
 package agent
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"github.com/stratalinux/strata/internal/systemctl"
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/stratalinux/strata/internal/coord"
@@ -93,4 +98,23 @@ func etcdTLS(cfg Config) (*tls.Config, error) {
 		t.Certificates = []tls.Certificate{c}
 	}
 	return t, nil
+}
+
+// RebootFunc is how the agent reboots the machine: through the service
+// manager when PID 1 is systemd, else the configured
+// STRATA_REBOOT_COMMAND=; neither is an error naming the fix.
+func RebootFunc(cfg Config, sm systemctl.Manager) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if sm.IsBooted() {
+			return sm.Reboot(ctx)
+		}
+		if cfg.RebootCommand == "" {
+			return errors.New("PID 1 is not systemd and STRATA_REBOOT_COMMAND= is not set in /etc/strata/update.conf")
+		}
+		c := exec.CommandContext(ctx, "/bin/sh", "-c", cfg.RebootCommand)
+		if out, err := c.CombinedOutput(); err != nil {
+			return fmt.Errorf("STRATA_REBOOT_COMMAND=%s: %v: %s", cfg.RebootCommand, err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
 }
