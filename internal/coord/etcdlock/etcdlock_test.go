@@ -88,6 +88,10 @@ func contend(ctx context.Context, t *testing.T, agents int, lockFor func(i int) 
 	var wg sync.WaitGroup
 	errs := make(chan error, agents)
 	start := make(chan struct{})
+	// Holders keep the slot until the semaphore has been seen full once (or
+	// fillBy passes): under load an acquisition can take longer than the
+	// "reboot", which would otherwise hide whether every slot is usable.
+	fillBy := time.Now().Add(15 * time.Second)
 	for i := range agents {
 		wg.Go(func() {
 			l := lockFor(i)
@@ -107,6 +111,9 @@ func contend(ctx context.Context, t *testing.T, agents int, lockFor func(i int) 
 				errs <- fmt.Errorf("agent %d: %d holders at once, max %d", i, n, max)
 			}
 			time.Sleep(20 * time.Millisecond) // the "reboot"
+			for peak.Load() < max && time.Now().Before(fillBy) {
+				time.Sleep(5 * time.Millisecond)
+			}
 			inside.Add(-1)
 			if err := l.Release(ctx); err != nil {
 				errs <- fmt.Errorf("agent %d release: %w", i, err)
