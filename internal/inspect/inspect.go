@@ -1,6 +1,7 @@
 // Package inspect describes an extension image without root and without
 // mounting it: format, size, sha256, extension-release, a summary of its
-// files and whether this host would merge it.
+// files and whether this host would merge it (merge's verdict, the one
+// strata check and list give).
 package inspect
 
 import (
@@ -20,6 +21,7 @@ import (
 	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/merge"
 	"github.com/stratalinux/strata/internal/osrelease"
 	"github.com/stratalinux/strata/internal/release"
 )
@@ -121,21 +123,33 @@ func Image(ctx context.Context, p string, opt Options) (*Report, error) {
 		rep.ReleaseError, rep.ReleaseMissing = relErr.Error(), errors.Is(relErr, image.ErrNoReleaseData)
 	}
 	if opt.Host != nil {
-		d := osrelease.Compatible(rel.Fields, osrelease.Host{Release: opt.Host, Scope: osrelease.ScopeSystem, Architecture: opt.Arch}, class.LevelKey(), class.ScopeKey())
-		if relErr != nil {
-			// Why there is no release is the verdict, in check's words.
-			d.Reason = relErr.Error()
-			if !errors.Is(relErr, image.ErrNoReleaseData) {
-				d.Rule = "release-invalid"
-			}
-		}
-		host := opt.Host["ID"]
-		if v := opt.Host["VERSION_ID"]; v != "" {
-			host += " " + v
-		}
-		rep.Compatible = &Compat{OK: d.OK, Rule: d.Rule, Reason: d.Reason, Host: host + " " + opt.Arch}
+		rep.Compatible = compat(fsys, fi.IsDir(), p, name, class, relErr, opt)
 	}
 	return rep, nil
+}
+
+// compat is merge's verdict on the image for this host (merge.Check, as
+// strata check and list give it), in inspect's words: a missing or
+// invalid release is told as ReleaseError tells it.
+func compat(t fsread.FS, isDir bool, p, name string, class imageclass.Class, relErr error, opt Options) *Compat {
+	img := image.Image{Name: name, Path: p, Entry: p, Kind: image.KindRaw}
+	if isDir {
+		img.Kind = image.KindDirectory
+	}
+	hierarchies := class.DefaultHierarchies()
+	cand := merge.CandidateFromTree(img, t, class, hierarchies)
+	host := osrelease.Host{Release: opt.Host, Scope: osrelease.ScopeSystem, Architecture: opt.Arch}
+	v := merge.Check(cand, class, host, false, hierarchies)
+	c := &Compat{OK: v.Use, Rule: v.Rule, Reason: v.Reason}
+	if relErr != nil && (v.Rule == merge.RuleNoReleaseData || v.Rule == merge.RuleReleaseInvalid) {
+		c.Reason = relErr.Error()
+	}
+	hostName := opt.Host["ID"]
+	if v := opt.Host["VERSION_ID"]; v != "" {
+		hostName += " " + v
+	}
+	c.Host = hostName + " " + opt.Arch
+	return c
 }
 
 func summarize(ctx context.Context, fsys fs.FS, rep *Report) error {

@@ -48,9 +48,23 @@ type Verdict struct {
 	Use    bool
 	Status Status
 	Reason string
+	// Rule is a stable key for the deciding check: an osrelease.Rule*
+	// value when the release was compared with the host, else one of
+	// the Rule* constants of this package.
+	Rule string
 	// Fatal errors abort a merge as they abort systemd-sysext's.
 	Fatal error
 }
+
+// Rule values of a Verdict not decided by osrelease.Compatible.
+const (
+	RuleOpen           = "open"       // the image cannot be opened
+	RuleOSRelease      = "os-release" // a sysext carrying usr/lib/os-release
+	RuleNoReleaseData  = osrelease.RuleNoReleaseData
+	RuleReleaseInvalid = "release-invalid" // the extension-release cannot be read or parsed
+	RuleOtherClass     = "other-class"     // release data only for the other class
+	RuleEmpty          = "empty"           // provides none of the hierarchies
+)
 
 // Evaluate decides which candidates are merged on host, in systemd's
 // order of checks. With force the compatibility checks are skipped.
@@ -67,36 +81,37 @@ func evaluateOne(cand Candidate, c imageclass.Class, host osrelease.Host, force 
 	// systemd reads the metadata of every image before merging and
 	// gives up on the whole run when that fails; Strata says the same
 	// first words and then what exactly is wrong with which file.
-	failed := func(err error) Verdict {
-		v.Status, v.Reason = StatusBad, "bad image: "+err.Error()
+	failed := func(rule string, err error) Verdict {
+		v.Status, v.Reason, v.Rule = StatusBad, "bad image: "+err.Error(), rule
 		v.Fatal = &MetadataError{Name: cand.Image.Name, Entry: cand.Image.Entry, Err: err}
 		return v
 	}
 	raw := cand.Image.Kind != image.KindDirectory
 	switch {
 	case cand.OpenErr != nil:
-		return failed(cand.OpenErr)
+		return failed(RuleOpen, cand.OpenErr)
 	case cand.HasOSRelease && c == imageclass.Sysext && !raw:
-		return failed(fmt.Errorf("a system extension must not carry usr/lib/os-release (No medium found)"))
+		return failed(RuleOSRelease, fmt.Errorf("a system extension must not carry usr/lib/os-release (No medium found)"))
 	case raw && errors.Is(cand.ReleaseErr, image.ErrNoReleaseData) && !cand.OtherClassRelease && !cand.HasOSRelease:
-		return failed(cand.ReleaseErr)
+		return failed(RuleNoReleaseData, cand.ReleaseErr)
 	case cand.HasOSRelease && c == imageclass.Sysext && !force:
-		v.Status, v.Reason = StatusIncompatible, "incompatible: carries usr/lib/os-release (an OS image, not an extension)"
+		v.Status, v.Reason, v.Rule = StatusIncompatible, "incompatible: carries usr/lib/os-release (an OS image, not an extension)", RuleOSRelease
 		return v
 	case cand.ReleaseErr != nil && !errors.Is(cand.ReleaseErr, image.ErrNoReleaseData):
-		return failed(cand.ReleaseErr)
+		return failed(RuleReleaseInvalid, cand.ReleaseErr)
 	}
 	if !force {
 		if cand.ReleaseErr != nil || len(cand.Release.Fields) == 0 {
-			v.Status, v.Reason = StatusNoRelease, "no "+c.ReleasePath(cand.Image.Name)+" in the image"
+			v.Status, v.Reason, v.Rule = StatusNoRelease, "no "+c.ReleasePath(cand.Image.Name)+" in the image", RuleNoReleaseData
 			if cand.OtherClassRelease {
-				v.Reason = "a " + c.Other().String() + " image, not a " + c.String()
+				v.Reason, v.Rule = "a "+c.Other().String()+" image, not a "+c.String(), RuleOtherClass
 			} else if cand.Image.Kind == image.KindDirectory {
 				v.Reason += " (an empty directory masks images of this name)"
 			}
 			return v
 		}
 		d := osrelease.Compatible(cand.Release.Fields, host, c.LevelKey(), c.ScopeKey())
+		v.Rule = d.Rule
 		if !d.OK {
 			v.Status, v.Reason = StatusIncompatible, d.Reason
 			return v
@@ -125,7 +140,7 @@ func (e *MetadataError) Unwrap() error { return e.Err }
 func Check(cand Candidate, c imageclass.Class, host osrelease.Host, force bool, hierarchies []string) Verdict {
 	v := evaluateOne(cand, c, host, force)
 	if v.Use && len(cand.Provides) == 0 {
-		v.Use, v.Status, v.Reason = false, StatusEmpty, "provides none of "+strings.Join(hierarchies, ", ")
+		v.Use, v.Status, v.Reason, v.Rule = false, StatusEmpty, "provides none of "+strings.Join(hierarchies, ", "), RuleEmpty
 	}
 	return v
 }

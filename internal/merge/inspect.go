@@ -19,6 +19,15 @@ func ReadCandidate(img image.Image, c imageclass.Class, hierarchies []string, ar
 	return cand
 }
 
+// CandidateFromTree is ReadCandidate for an image whose tree the caller
+// has open already (strata inspect), so that it is judged by the same
+// reads as check, list and merge.
+func CandidateFromTree(img image.Image, t fsread.FS, c imageclass.Class, hierarchies []string) Candidate {
+	cand := Candidate{Image: img}
+	fillFromTree(&cand, t, c, hierarchies)
+	return cand
+}
+
 // BakedName renames an image given explicitly whose file is named as
 // strata bake names it (hello-1.0-x86-64.raw) and that has no
 // extension-release for that name, after its one extension-release.hello
