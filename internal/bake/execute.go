@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/stratalinux/strata/internal/ddi"
 	"github.com/stratalinux/strata/internal/fsimage"
 	"github.com/stratalinux/strata/internal/lint"
 )
@@ -110,6 +111,11 @@ func Execute(ctx context.Context, p Plan, eo ExecOptions) (Result, error) {
 		}
 		return Result{}, fmt.Errorf("writing %s image of %s: %w", p.Writer.Format(), p.Req.Dir, werr)
 	}
+	if p.DDI {
+		if err := wrapDDI(ctx, p, img); err != nil {
+			return Result{}, err
+		}
+	}
 	res := Result{Path: p.Output}
 	if p.Writer.IsDir() {
 		if err := os.RemoveAll(p.Output); err != nil {
@@ -140,6 +146,16 @@ func Execute(ctx context.Context, p Plan, eo ExecOptions) (Result, error) {
 		return Result{}, err
 	}
 	return res, syncDir(outDir)
+}
+
+// wrapDDI replaces the filesystem image at img by a DDI holding it.
+func wrapDDI(ctx context.Context, p Plan, img string) error {
+	out := img + ".ddi"
+	if _, err := ddi.Bake(ctx, ddi.Request{FSImage: img, Out: out, Designator: p.Designator(), Arch: p.Arch,
+		Verity: p.Req.Verity, SignKey: p.Req.SignKey, SignCert: p.Req.SignCert, Seed: p.FileName}); err != nil {
+		return fmt.Errorf("writing DDI of %s: %w", p.Req.Dir, err)
+	}
+	return os.Rename(out, img)
 }
 
 func syncAndHash(p string) (string, int64, error) {

@@ -5,6 +5,8 @@
 package bake
 
 import (
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +15,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/stratalinux/strata/internal/ddi"
 	"github.com/stratalinux/strata/internal/fsimage"
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/imagepolicy"
 	"github.com/stratalinux/strata/internal/limitread"
 	"github.com/stratalinux/strata/internal/release"
 )
@@ -41,7 +45,16 @@ type Request struct {
 	MaxSize int64
 	// Progress receives the image tool's progress output (nil: quiet).
 	Progress io.Writer
+	// Verity adds a dm-verity partition to a DDI (Format "ddi"); signing implies it.
+	Verity bool
+	// SignKey and SignCert sign a DDI's verity root hash (both or neither).
+	SignKey  crypto.Signer
+	SignCert *x509.Certificate
 }
+
+// FormatDDI is the Format that wraps the squashfs image in a Discoverable
+// Disk Image (GPT; with --verity or signing, verity and signature partitions).
+const FormatDDI = "ddi"
 
 // Tree is what the plan needs to know about the source tree.
 type Tree struct {
@@ -54,9 +67,11 @@ type Tree struct {
 
 // Plan is a bake decided in full; Execute carries it out.
 type Plan struct {
-	Req     Request
-	Arch    string
-	Writer  fsimage.Writer
+	Req    Request
+	Arch   string
+	Writer fsimage.Writer
+	// DDI is true when the filesystem image is wrapped into a DDI (internal/ddi).
+	DDI     bool
 	Release release.Release
 	// ReleasePath is where the extension-release lives in the image.
 	ReleasePath string
@@ -105,7 +120,23 @@ func NewPlan(req Request, tree Tree) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	w, err := fsimage.New(req.Format)
+	isDDI := req.Format == FormatDDI
+	fsFormat := req.Format
+	if isDDI {
+		fsFormat = "squashfs"
+		if arch == release.AnyArch {
+			return Plan{}, errors.New("a DDI's partition types name an architecture: give --arch (x86-64, arm64, ...) with --format ddi")
+		}
+		if _, err := ddi.PartitionTypes(imagepolicy.Usr, arch); err != nil {
+			return Plan{}, err
+		}
+	} else if req.Verity || req.SignKey != nil || req.SignCert != nil {
+		return Plan{}, fmt.Errorf("--verity, --sign-key and --sign-cert need --format ddi (not %s)", formatName(req.Format))
+	}
+	if (req.SignKey == nil) != (req.SignCert == nil) {
+		return Plan{}, errors.New("--sign-key and --sign-cert go together")
+	}
+	w, err := fsimage.New(fsFormat)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -122,7 +153,7 @@ func NewPlan(req Request, tree Tree) (Plan, error) {
 	}
 	rel := release.Release{Class: req.Class, Name: req.Name, Version: req.Version, ID: id, VersionID: vid,
 		Level: level, Scope: req.Scope, Arch: arch, ReloadManager: reload}
-	p := Plan{Req: req, Arch: arch, Writer: w, Release: rel, ReleasePath: req.Class.ReleasePath(req.Name)}
+	p := Plan{Req: req, Arch: arch, Writer: w, DDI: isDDI, Release: rel, ReleasePath: req.Class.ReleasePath(req.Name)}
 	if tree.Release != nil {
 		fields, err := release.Parse(tree.Release)
 		if err != nil {
@@ -146,6 +177,21 @@ func NewPlan(req Request, tree Tree) (Plan, error) {
 	}
 	p.Output = filepath.Join(out, p.FileName)
 	return p, nil
+}
+
+func formatName(f string) string {
+	if f == "" {
+		return "squashfs"
+	}
+	return f
+}
+
+// Designator is the DDI data partition for the class: usr for a sysext, root for a confext.
+func (p Plan) Designator() imagepolicy.Designator {
+	if p.Req.Class == imageclass.Confext {
+		return imagepolicy.Root
+	}
+	return imagepolicy.Usr
 }
 
 // ScanTree reads the facts NewPlan needs from the tree on disk.

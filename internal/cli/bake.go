@@ -28,6 +28,8 @@ type bakeFlags struct {
 	osSpec, scope, output, reload                   string
 	maxSize                                         string
 	json, list, noLint, allowUnverified             bool
+	verity                                          bool
+	signKey, signCert                               string
 	baseURL                                         string
 	jobs                                            int
 	maxDownload, maxUnpack                          string
@@ -42,7 +44,8 @@ func newBakeCommand(env *Env) *cobra.Command {
 		Long: `Bake a reproducible system or configuration extension image.
 
 From a directory (usr/ and opt/ for a sysext, etc/ for a confext):
-  strata bake DIR --name NAME --version VERSION [--arch ARCH] [--format squashfs|erofs|ext4|dir]
+  strata bake DIR --name NAME --version VERSION [--arch ARCH] [--format squashfs|erofs|ext4|dir|ddi]
+  [--verity] [--sign-key KEY --sign-cert CERT]   (with --format ddi)
 
 From a recipe (a YAML file, or the name of one shipped with Strata; see --list):
   strata bake RECIPE... [--version V|latest] [--arch x86-64|arm64|all]
@@ -78,7 +81,10 @@ sets every timestamp; the same inputs give the same bytes.`,
 	fl.StringVar(&f.version, "version", "", "image version; for a recipe, an upstream version or \"latest\"")
 	fl.StringVar(&f.arch, "arch", "", "architecture in systemd's names (x86-64, arm64, ...; default: this host's); recipes also take \"all\"")
 	fl.StringVar(&f.class, "class", "sysext", "extension class: sysext or confext")
-	fl.StringVar(&f.format, "format", "squashfs", "image format: squashfs, erofs, ext4 or dir")
+	fl.StringVar(&f.format, "format", "squashfs", "image format: squashfs, erofs, ext4, dir or ddi (a GPT disk image of squashfs)")
+	fl.BoolVar(&f.verity, "verity", false, "with --format ddi: add a dm-verity hash partition")
+	fl.StringVar(&f.signKey, "sign-key", "", "with --format ddi: sign the verity root hash with this PEM private key (implies --verity)")
+	fl.StringVar(&f.signCert, "sign-cert", "", "with --format ddi: the PEM certificate of --sign-key (hosts trust it in /etc/verity.d/)")
 	fl.StringVar(&f.compression, "compression", "", "compressor: squashfs gzip (default), zstd, xz, lz4, lzo, none; erofs lz4hc (default), lz4, none")
 	fl.StringVar(&f.osSpec, "os", "", "pin the image to an OS: ID, ID:VERSION_ID or ID:level=SYSEXT_LEVEL (default ID=_any)")
 	fl.StringVar(&f.scope, "scope", "", "SYSEXT_SCOPE/CONFEXT_SCOPE, e.g. \"system portable\"")
@@ -189,7 +195,13 @@ func bakeRequest(env *Env, dir string, f bakeFlags) (bake.Request, error) {
 // bakeOptions is the part of a bake request the flags give for every
 // image, whether baked from a directory or a recipe.
 func bakeOptions(env *Env, f bakeFlags) (bake.Request, error) {
-	if _, err := fsimage.New(f.format); err != nil {
+	if f.format != bake.FormatDDI {
+		if _, err := fsimage.New(f.format); err != nil {
+			return bake.Request{}, err
+		}
+	}
+	signKey, signCert, err := loadSigner(f.signKey, f.signCert)
+	if err != nil {
 		return bake.Request{}, err
 	}
 	epoch, err := sourceDateEpoch()
@@ -206,7 +218,8 @@ func bakeOptions(env *Env, f bakeFlags) (bake.Request, error) {
 	}
 	return bake.Request{Format: f.format, Compression: f.compression, OS: f.osSpec, Scope: f.scope,
 		OutDir: f.output, Epoch: epoch, Reload: reload,
-		NoLint: f.noLint, MaxSize: maxSize, Progress: progressWriter(env, f.json)}, nil
+		NoLint: f.noLint, MaxSize: maxSize, Progress: progressWriter(env, f.json),
+		Verity: f.verity, SignKey: signKey, SignCert: signCert}, nil
 }
 
 type bakeOutput struct {

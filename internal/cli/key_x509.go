@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -55,4 +57,34 @@ func generateX509Key(env *Env, f x509KeyFlags) error {
 	fp := sha256.Sum256(certs[0].Raw)
 	fmt.Fprintf(env.Stdout, "fingerprint %s\nprivate key %s\ncertificate %s (install as /etc/verity.d/NAME.crt)\n", hex.EncodeToString(fp[:]), f.outKey, f.outCert)
 	return nil
+}
+
+// loadSigner reads `strata bake --sign-key KEY --sign-cert CERT` (both or neither).
+func loadSigner(keyPath, certPath string) (crypto.Signer, *x509.Certificate, error) {
+	if keyPath == "" && certPath == "" {
+		return nil, nil, nil
+	}
+	if keyPath == "" || certPath == "" {
+		return nil, nil, errors.New("--sign-key and --sign-cert go together")
+	}
+	kb, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--sign-key: %w", err)
+	}
+	key, err := pkcs7.ParsePrivateKeyPEM(kb)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--sign-key %s: %w", keyPath, err)
+	}
+	cb, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--sign-cert: %w", err)
+	}
+	certs, err := pkcs7.ParseCertificatesPEM(cb)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--sign-cert %s: %w", certPath, err)
+	}
+	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(certs[0].PublicKey) {
+		return nil, nil, fmt.Errorf("--sign-key %s is not the key of --sign-cert %s", keyPath, certPath)
+	}
+	return key, certs[0], nil
 }
