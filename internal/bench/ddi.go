@@ -105,12 +105,16 @@ func DDI(ctx context.Context, _, workDir string, quick bool, logf func(string, .
 		share = fmt.Sprintf("%.0f%%", 100*float64(signed-plain)/float64(signed))
 	}
 	cp, cv, cs := Median(cpus[0]), Median(cpus[1]), Median(cpus[2])
+	cpuShare := "–"
+	if cs > 0 {
+		cpuShare = fmt.Sprintf("%.0f%%", 100*float64(cs-cp)/float64(cs))
+	}
 	tc := fmt.Sprintf("%d MiB tree, %d cores", (big+small)>>20, runtime.GOMAXPROCS(0))
 	rows := []Row{
 		{Group: "ddi", Case: "verity, " + tc, Peer: plain, Strata: ver, PeerName: "ddi unsigned, no verity",
 			Note: fmt.Sprintf("ratio %s; CPU (user+sys, median) plain %s, verity %s (%s); image %d MiB (plain %d MiB)", Ratio(ver, plain), Fmt(cp), Fmt(cv), Ratio(cv, cp), imgSize[1]>>20, imgSize[0]>>20)},
 		{Group: "ddi", Case: "verity + signature, " + tc, Peer: plain, Strata: signed, PeerName: "ddi unsigned, no verity",
-			Note: fmt.Sprintf("ratio %s (target <= 1.15x); verity share of the signed bake %s; CPU (user+sys, median) plain %s, signed %s (%s)", Ratio(signed, plain), share, Fmt(cp), Fmt(cs), Ratio(cs, cp))},
+			Note: fmt.Sprintf("ratio %s (target <= 1.15x); verity share of the signed bake %s (of its CPU %s); CPU (user+sys, median) plain %s, signed %s (%s)", Ratio(signed, plain), share, cpuShare, Fmt(cp), Fmt(cs), Ratio(cs, cp))},
 	}
 	logf("ddi bench: plain %s, verity %s, signed %s (%s)", Fmt(plain), Fmt(ver), Fmt(signed), rows[1].Note)
 	return rows, DDITitle, DDINotes, nil

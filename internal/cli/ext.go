@@ -408,7 +408,9 @@ func planJSON(p merge.Plan, a merge.Assessment) planJSONOut {
 	}
 	for i, v := range a.Verdicts {
 		if !v.Use {
-			out.Ignored = append(out.Ignored, makeListRow(a.Discovery.Images[i], string(v.Status), v.Reason))
+			r := makeListRow(a.Discovery.Images[i], string(v.Status), v.Reason)
+			r.DDI = a.Candidates[i].Protection
+			out.Ignored = append(out.Ignored, r)
 		}
 	}
 	return out
