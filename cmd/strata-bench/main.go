@@ -96,6 +96,7 @@ var extraBenches = []func(ctx context.Context, strataBin, workDir string, quick 
 	startupBench,
 	bench.OSInstall,
 	bench.Verity,
+	bench.DDI,
 	bench.InitrdBoot,
 	bench.EtcdLock,
 }
