@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -318,7 +319,7 @@ func AgentUpdate(ctx context.Context, strataBin, workDir string, quick bool, log
 	}
 	r := Row{Group: "agent update", Case: fmt.Sprintf("%d MiB payload", size>>20), Peer: Median(peer), Strata: Median(ours), PeerName: "curl + sha256sum + dd"}
 	r.Note = "ratio " + Ratio(r.Strata, r.Peer) + " (target ≤ 1.10×)"
-	logf("agent update bench: strata %s, curl + sha256sum + dd %s (%s)", Fmt(r.Strata), Fmt(r.Peer), r.Note)
+	logf("agent update bench: strata %s, curl + sha256sum + dd %s (%s); runs: strata %v, peer %v", Fmt(r.Strata), Fmt(r.Peer), r.Note, ours, peer)
 	return []Row{r}, AgentUpdateTitle, AgentUpdateNotes, nil
 }
 
@@ -522,11 +523,13 @@ func threadsCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("agent CPU: %w", err)
 	}
 	var sum time.Duration
+	read := 0
 	for _, t := range tasks {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
 		if errors.Is(err, os.ErrNotExist) {
 			continue // the thread exited meanwhile
 		}
+		read++
 		if err != nil {
 			return 0, fmt.Errorf("agent CPU: %w", err)
 		}
@@ -540,7 +543,35 @@ func threadsCPU(pid int) (time.Duration, error) {
 		}
 		sum += time.Duration(ns)
 	}
+	if read == 0 {
+		return statCPU(pid)
+	}
 	return sum, nil
+}
+
+// statCPU is utime+stime of /proc/PID/stat, for a kernel without
+// schedstat (clock ticks, assumed 100 a second as on every Linux build
+// that Go's syscall package runs on without cgo).
+func statCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("agent CPU: %w", err)
+	}
+	// The command name may hold spaces: the fields start after its ")".
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("agent CPU: /proc/%d/stat is %q", pid, b)
+	}
+	var ticks int64
+	for _, v := range f[11:13] { // utime, stime (fields 14 and 15)
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("agent CPU: /proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
 
 // procMemory is VmRSS, VmHWM and RssAnon of pid, in bytes.

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,10 +56,11 @@ func TestAgentBenchQuick(t *testing.T) {
 	if r.Strata <= 0 || r.Peer <= 0 || r.Floor != time.Millisecond || !strings.Contains(r.Note, "MiB") {
 		t.Errorf("idle row %+v", r)
 	}
-	// A check costs far less than a second of CPU: a figure above that
-	// means the count of checks or the CPU reading is wrong.
-	if r.Strata > time.Second {
-		t.Errorf("idle: %v of CPU per check", r.Strata)
+	// The CPU was divided by the checks the server answered: at least
+	// the 20 of quick mode.
+	var n int
+	if _, err := fmt.Sscanf(r.Case, "CPU per check (%d checks)", &n); err != nil || n < 20 {
+		t.Errorf("idle: case %q: want at least 20 checks counted (%v)", r.Case, err)
 	}
 
 	rows, title, _, err = AgentUpdate(ctx, bin, t.TempDir(), true, t.Logf)
@@ -70,5 +72,25 @@ func TestAgentBenchQuick(t *testing.T) {
 	}
 	if r := rows[0]; r.Strata <= 0 || r.Peer <= 0 || !strings.Contains(r.Note, "ratio") {
 		t.Errorf("update row %+v", r)
+	}
+}
+
+// TestProcReaders reads this test process's CPU and memory as the idle
+// bench reads the agent's.
+func TestProcReaders(t *testing.T) {
+	pid := os.Getpid()
+	cpu, err := threadsCPU(pid)
+	if err != nil || cpu <= 0 {
+		t.Fatalf("threadsCPU: %v, %v", cpu, err)
+	}
+	if _, err := statCPU(pid); err != nil {
+		t.Fatal(err)
+	}
+	rss, hwm, anon, err := procMemory(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rss <= 0 || hwm < rss || anon <= 0 || anon > rss {
+		t.Fatalf("rss %d hwm %d anon %d", rss, hwm, anon)
 	}
 }
