@@ -50,7 +50,9 @@ own memory (heap, stacks): the rest is file pages of the strata binary mapped by
 (fault-around maps 64 KiB at a time), shared with every other strata process and the page cache. Peer: curl posting the
 byte-identical Omaha request (captured from the agent's own request builder) as a process per
 check, as a cron job would, CPU (utime+stime of its rusage) per request, median, and its peak RSS.
-The floor column is the issue's target (1 ms of CPU per check; 15 MiB resident), not a measurement.`
+The floor column is the issue's target (1 ms of CPU per check; 15 MiB resident), not a measurement.
+At this interval the agent reuses its HTTP connection; at the default 45 min the server's 120 s
+idle timeout has closed it, and a check also pays a TCP connect on 127.0.0.1.`
 
 // AgentUpdateTitle heads the agent update section.
 const AgentUpdateTitle = "Node agent, update: `strata agent update --now` of a 1 GiB OS payload from `strata serve` against curl + sha256sum + dd"
