@@ -99,6 +99,7 @@ var extraBenches = []func(ctx context.Context, strataBin, workDir string, quick 
 	bench.DDI,
 	bench.InitrdBoot,
 	bench.EtcdLock,
+	bench.AgentIdle, bench.AgentUpdate,
 }
 
 const mergeNotes = `Each case: N extensions (10 scripts in usr/bin and ten 2 KiB files each,
