@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/stratalinux/strata/internal/archive"
+	"github.com/stratalinux/strata/internal/bytesize"
 	"github.com/stratalinux/strata/internal/download"
 	"github.com/stratalinux/strata/internal/recipe"
 	"github.com/stratalinux/strata/recipes"
@@ -116,10 +117,10 @@ func bakeRecipes(ctx context.Context, env *Env, args []string, f bakeFlags) erro
 	// The size flags are checked once, before any download.
 	po := recipe.PopulateOptions{AllowUnverified: f.allowUnverified, Unpack: archive.DefaultLimits}
 	po.Unpack.MaxRatio = f.maxUnpackRatio
-	if po.MaxDownload, err = parseSize(f.maxDownload); err != nil {
+	if po.MaxDownload, err = bytesize.Parse(f.maxDownload, bytesize.Strata); err != nil {
 		return fmt.Errorf("--max-download: %w", err)
 	}
-	if po.Unpack.MaxBytes, err = parseSize(f.maxUnpack); err != nil {
+	if po.Unpack.MaxBytes, err = bytesize.Parse(f.maxUnpack, bytesize.Strata); err != nil {
 		return fmt.Errorf("--max-unpack: %w", err)
 	}
 	outs, err := recipe.RunJobs(ctx, jobs, f.jobs, func(ctx context.Context, j recipe.Job) (bakeOutput, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stratalinux/strata/internal/bytesize"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/lint"
 )
@@ -32,7 +33,7 @@ Exit status 0: no errors (warnings allowed); 1: errors found.`,
 			if err != nil {
 				return err
 			}
-			limit, err := parseSize(maxSize)
+			limit, err := bytesize.Parse(maxSize, bytesize.Strata)
 			if err != nil {
 				return fmt.Errorf("--max-size: %w", err)
 			}
