@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -114,19 +113,6 @@ func cmdContext(cmd *cobra.Command) context.Context {
 	return context.Background()
 }
 
-// sourceDateEpoch reads SOURCE_DATE_EPOCH (default 0).
-func sourceDateEpoch() (int64, error) {
-	v := os.Getenv("SOURCE_DATE_EPOCH")
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a non-negative number of seconds", v)
-	}
-	return n, nil
-}
-
 // parseReload reads --reload-manager: auto, or a boolean in systemd's
 // spelling.
 func parseReload(s string) (*bool, error) {
@@ -178,7 +164,7 @@ func bakeOptions(env *Env, f bakeFlags) (bake.Request, error) {
 	if err != nil {
 		return bake.Request{}, err
 	}
-	epoch, err := sourceDateEpoch()
+	epoch, err := bake.EpochFromEnv(os.Getenv)
 	if err != nil {
 		return bake.Request{}, err
 	}
