@@ -82,7 +82,8 @@ func (l *Lock) try(ctx context.Context) (Semaphore, int64, error) {
 // Acquire blocks until this node holds a slot or ctx ends. While the
 // semaphore is full it watches the key, so a release wakes it at once; a
 // periodic retry covers a lost watch. etcd errors are retried with backoff
-// and logged; the last one is returned when ctx ends.
+// and logged; the last one is returned when ctx ends. Each failed attempt
+// (full, or etcd unreachable) goes to ctx's coord.Observe observer.
 func (l *Lock) Acquire(ctx context.Context) error {
 	var lastErr error
 	for attempt := 0; ; attempt++ {
@@ -94,6 +95,7 @@ func (l *Lock) Acquire(ctx context.Context) error {
 		wait := coord.Backoff(min(attempt, 3))
 		if errors.Is(err, ErrFull) {
 			l.log.Debug("reboot lock full", "key", l.key, "holders", s.Holders)
+			coord.Observe(ctx, coord.Attempt{Holders: s.Holders, Wait: wait})
 			if werr := l.waitChange(ctx, rev, wait); werr != nil {
 				return fmt.Errorf("wait for a slot of %s (held by %v): %w", l.key, s.Holders, werr)
 			}
@@ -101,6 +103,7 @@ func (l *Lock) Acquire(ctx context.Context) error {
 		}
 		lastErr = err
 		l.log.Warn("take reboot lock", "key", l.key, "err", err, "retry_in", wait)
+		coord.Observe(ctx, coord.Attempt{Err: err, Wait: wait})
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("take reboot lock %s: %w (last error: %v)", l.key, ctx.Err(), lastErr)

@@ -159,7 +159,7 @@ func (c *Client) send(ctx context.Context, path string, req any, token string) (
 		c.mu.Unlock()
 		return res, nil
 	}
-	return nil, fmt.Errorf("no etcd member answered: %w", errors.Join(errs...))
+	return nil, fmt.Errorf("no etcd member answered: %w", joinLine(errs))
 }
 
 // call is post for a single JSON answer decoded into out.
@@ -284,3 +284,27 @@ func (c *Client) WaitChange(ctx context.Context, key string, rev int64) error {
 		}
 	}
 }
+
+// joinLine joins errs on one line (errors.Join puts each on its own, and
+// the agent's status and log take one line).
+func joinLine(errs []error) error {
+	if len(errs) == 0 {
+		return errors.New("no endpoints")
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return lineErrors(errs)
+}
+
+type lineErrors []error
+
+func (e lineErrors) Error() string {
+	s := make([]string, len(e))
+	for i, err := range e {
+		s[i] = err.Error()
+	}
+	return strings.Join(s, "; ")
+}
+
+func (e lineErrors) Unwrap() []error { return e }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -603,19 +604,52 @@ func (a *Agent) install(ctx context.Context) error {
 	return nil
 }
 
+// lockErrorPrefix starts the LastError of a reboot lock that could not
+// be taken; taking the lock clears such an error (and only such).
+const lockErrorPrefix = "reboot lock ("
+
 func (a *Agent) takeLock(ctx context.Context) error {
 	a.j.Phase = WaitingForLock
 	if err := a.save("waiting-for-lock"); err != nil {
 		return err
 	}
-	if err := a.Lock.Acquire(ctx); err != nil {
-		a.j.LastError = fmt.Sprintf("reboot lock (%s): %v", a.Config.Strategy, err)
+	// Acquire retries inside; each failed attempt is shown in the status
+	// and the log while it does: the backend's error as the last error,
+	// or, when the lock is merely full, who holds it (no error).
+	var saveErr error
+	observed := coord.WithObserver(ctx, func(at coord.Attempt) {
+		msg, holders := "", at.Holders
+		if at.Err != nil {
+			msg = fmt.Sprintf("%s%s): %v (retrying in %s)", lockErrorPrefix, a.Config.Strategy, at.Err, at.Wait.Round(time.Second))
+			holders = a.j.LockHolders // unknown now: keep what was seen
+		} else if !strings.HasPrefix(a.j.LastError, lockErrorPrefix) {
+			msg = a.j.LastError // not the lock's: leave it
+		}
+		if msg == a.j.LastError && slices.Equal(holders, a.j.LockHolders) {
+			return // a watch woke, nothing new to show
+		}
+		if at.Err != nil {
+			a.log().Warn("agent: reboot lock unavailable, retrying", "strategy", a.Config.Strategy, "err", at.Err, "retry_in", at.Wait)
+		}
+		a.j.LastError, a.j.LockHolders = msg, slices.Clone(holders)
+		if err := SaveJournal(a.dir(), a.j); err != nil && saveErr == nil {
+			saveErr = err
+		}
+	})
+	if err := a.Lock.Acquire(observed); err != nil {
+		a.j.LastError = fmt.Sprintf("%s%s): %v", lockErrorPrefix, a.Config.Strategy, err)
 		a.j.NextCheck = a.now().Add(coord.Backoff(a.j.Failures))
 		a.j.Failures++
 		_ = a.save("lock-failed")
 		return errors.New(a.j.LastError)
 	}
-	a.j.LockHeld, a.j.Failures = true, 0
+	if saveErr != nil {
+		a.log().Warn("agent: could not journal the reboot lock's state while waiting", "err", saveErr)
+	}
+	if strings.HasPrefix(a.j.LastError, lockErrorPrefix) {
+		a.j.LastError = ""
+	}
+	a.j.LockHeld, a.j.LockHolders, a.j.Failures = true, nil, 0
 	return a.save("lock-taken")
 }
 
