@@ -250,6 +250,7 @@ func (a *Agent) RunOnce(ctx context.Context, force bool) (time.Time, error) {
 // Run is the daemon: RunOnce, then sleep until the next check (pinging
 // the server while an installed update waits for its reboot).
 func (a *Agent) Run(ctx context.Context) error {
+	a.delayFirstCheck(a.now())
 	for {
 		until, err := a.RunOnce(ctx, false)
 		var st *Stopped
@@ -323,7 +324,8 @@ func (a *Agent) sendEvents(ctx context.Context) error {
 }
 
 // interval is the next regular check: the server's PollInterval or the
-// configured one, with ±10 % jitter so a fleet does not check in step.
+// configured one, fuzzed by ±1/9 of it: update_engine's ±5 min around its
+// 45 min, so a fleet does not check in step.
 func (a *Agent) interval(server time.Duration) time.Duration {
 	d := a.Config.PollInterval
 	if server > 0 {
@@ -332,7 +334,25 @@ func (a *Agent) interval(server time.Duration) time.Duration {
 	if d <= 0 {
 		d = DefaultPollInterval
 	}
-	return d - d/10 + time.Duration(rand.Int64N(int64(d/5)+1))
+	return fuzz(d, d/9)
+}
+
+// delayFirstCheck puts the daemon's first regular check InitialDelay
+// after its start, fuzzed by ±5/7 of it (update_engine's 7 min ±5), unless
+// the journal has it later already: a fleet that boots at once, after a
+// power cut, does not check in at once. Events to report (the 3/2 after
+// a reboot, a rollback) and an update in progress do not wait.
+func (a *Agent) delayFirstCheck(now time.Time) {
+	d := a.Config.InitialDelay
+	if d <= 0 || a.j.Phase != Idle {
+		return
+	}
+	a.j.NextCheck = later(a.j.NextCheck, now.Add(fuzz(d, d*5/7)))
+}
+
+// fuzz is d ± spread, uniformly.
+func fuzz(d, spread time.Duration) time.Duration {
+	return d - spread + time.Duration(rand.Int64N(int64(2*spread)+1))
 }
 
 func (a *Agent) check(ctx context.Context) error {
