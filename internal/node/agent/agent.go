@@ -637,6 +637,7 @@ func (a *Agent) takeLock(ctx context.Context) error {
 	// and the log while it does: the backend's error as the last error,
 	// or, when the lock is merely full, who holds it (no error).
 	var saveErr error
+	logged := ""
 	observed := coord.WithObserver(ctx, func(at coord.Attempt) {
 		msg, holders := "", at.Holders
 		if at.Err != nil {
@@ -645,11 +646,13 @@ func (a *Agent) takeLock(ctx context.Context) error {
 		} else if !strings.HasPrefix(a.j.LastError, lockErrorPrefix) {
 			msg = a.j.LastError // not the lock's: leave it
 		}
+		if at.Err != nil && at.Err.Error() != logged {
+			// Once per distinct error: the backend logs its retries itself.
+			logged = at.Err.Error()
+			a.log().Warn("agent: reboot lock unavailable, retrying", "strategy", a.Config.Strategy, "err", at.Err, "retry_in", at.Wait)
+		}
 		if msg == a.j.LastError && slices.Equal(holders, a.j.LockHolders) {
 			return // a watch woke, nothing new to show
-		}
-		if at.Err != nil {
-			a.log().Warn("agent: reboot lock unavailable, retrying", "strategy", a.Config.Strategy, "err", at.Err, "retry_in", at.Wait)
 		}
 		a.j.LastError, a.j.LockHolders = msg, slices.Clone(holders)
 		if err := SaveJournal(a.dir(), a.j); err != nil && saveErr == nil {
