@@ -217,6 +217,7 @@ type agentStatus struct {
 	Done    int64       `json:"downloaded,omitempty"`
 	Total   int64       `json:"total,omitempty"`
 	Lock    bool        `json:"lock_held"`
+	Holders []string    `json:"lock_holders,omitempty"`
 	Error   string      `json:"last_error,omitempty"`
 	Last    time.Time   `json:"last_check,omitzero"`
 	Next    time.Time   `json:"next_check,omitzero"`
@@ -240,7 +241,7 @@ func newAgentStatusCommand(env *Env, f *agentFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st := agentStatus{State: j.Phase, From: j.FromVersion, Target: j.TargetSlot, Done: j.Done, Total: j.Total, Lock: j.LockHeld,
+			st := agentStatus{State: j.Phase, From: j.FromVersion, Target: j.TargetSlot, Done: j.Done, Total: j.Total, Lock: j.LockHeld, Holders: j.LockHolders,
 				Error: j.LastError, Last: j.LastCheck, Next: j.NextCheck, Pending: len(j.Outbox), Skip: j.Skip, Extras: j.ExtrasFailed}
 			if j.Offer != nil {
 				st.Version = j.Offer.Version
@@ -260,6 +261,9 @@ func newAgentStatusCommand(env *Env, f *agentFlags) *cobra.Command {
 				fmt.Fprintf(tw, "slot:\t%s\n", st.Target)
 			}
 			fmt.Fprintf(tw, "reboot lock:\t%s\n", yesNo(st.Lock))
+			if len(st.Holders) > 0 {
+				fmt.Fprintf(tw, "lock held by:\t%s\n", strings.Join(st.Holders, ", "))
+			}
 			fmt.Fprintf(tw, "last check:\t%s\n", timeOrDash(st.Last))
 			fmt.Fprintf(tw, "next check:\t%s\n", timeOrDash(st.Next))
 			if st.Pending > 0 {

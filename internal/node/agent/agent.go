@@ -684,6 +684,9 @@ func (a *Agent) reboot(ctx context.Context) error {
 	if a.Reboot == nil {
 		return errors.New("no way to reboot configured")
 	}
+	if err := a.warnLogins(ctx); err != nil {
+		return err
+	}
 	if err := a.Reboot(ctx); err != nil {
 		a.j.Phase = RebootPending
 		a.j.LastError = fmt.Sprintf("reboot: %v", err)

@@ -68,6 +68,10 @@ type Config struct {
 	ExtensionApps []ExtensionApp
 	// RebootCommand is STRATA_REBOOT_COMMAND=, used when PID 1 is not systemd.
 	RebootCommand string
+	// LoginsDelay is STRATA_LOGINS_REBOOT_DELAY= (a Go duration, default
+	// locksmithd's 5 min): users logged in on a terminal are warned and
+	// the reboot waits this long; 0 reboots without warning.
+	LoginsDelay time.Duration
 	// Sources names the files that were read, lowest precedence first.
 	Sources []string
 }
@@ -205,6 +209,14 @@ func ParseConfig(layers []Layer) (Config, error) {
 		c.InitialDelay = d
 	}
 	c.RebootCommand = get("STRATA_REBOOT_COMMAND")
+	c.LoginsDelay = DefaultLoginsDelay
+	if v := get("STRATA_LOGINS_REBOOT_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return Config{}, fmt.Errorf("STRATA_LOGINS_REBOOT_DELAY=%q: want a duration like 5m, or 0 not to wait for logged-in users", v)
+		}
+		c.LoginsDelay = d
+	}
 	if c.ExtensionApps, err = ParseExtensionApps(get("STRATA_EXTENSION_APPS")); err != nil {
 		return Config{}, err
 	}
