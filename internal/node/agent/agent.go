@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
@@ -63,6 +64,9 @@ type Agent struct {
 	obs Observed
 	// offered is the version of the extension app being updated.
 	offered string
+	// written is the journal last written durably, check times left out
+	// (see saveChecked).
+	written []byte
 }
 
 // Stopped is a stop by Hook: the simulated crash.
@@ -106,7 +110,22 @@ func (a *Agent) save(step string) error {
 	if err := SaveJournal(a.dir(), a.j); err != nil {
 		return err
 	}
+	a.written = withoutCheckTimes(a.j)
 	return a.step(step)
+}
+
+// saveChecked records a check that changed nothing but the check times.
+// Then only the small check-times file is replaced, without fsync: a
+// power cut that loses it loses nothing the agent acts on (the check
+// falls due again), and an idle agent spends no fsync per check. Any
+// other change is a durable journal write.
+func (a *Agent) saveChecked(step string) error {
+	if a.written != nil && bytes.Equal(a.written, withoutCheckTimes(a.j)) {
+		if err := SaveCheckTimes(a.dir(), a.j.LastCheck, a.j.NextCheck); err == nil {
+			return a.step(step)
+		}
+	}
+	return a.save(step)
 }
 
 // step runs the fault-injection hook: a crash point between effects.
@@ -392,7 +411,7 @@ func (a *Agent) check(ctx context.Context) error {
 			a.log().Info("agent: not retrying the version this node rolled back from", "version", res.Skipped)
 		}
 		a.j.NextCheck = now.Add(a.interval(res.Poll))
-		if err := a.save("noupdate"); err != nil || len(a.Config.ExtensionApps) == 0 {
+		if err := a.saveChecked("noupdate"); err != nil || len(a.Config.ExtensionApps) == 0 {
 			return err
 		}
 		// The OS is idle: the extensions that are their own apps now.

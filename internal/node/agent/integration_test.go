@@ -302,12 +302,26 @@ func TestAgentUpdatesAgainstStrataServe(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(n.root, "/opt/extensions/docker/docker-28.0-x86-64.raw")); err != nil || string(b) != "an extension image" {
 		t.Fatalf("extension image: %q %v", b, err)
 	}
-	// The next check: noupdate, nothing changes.
+	// The next checks: noupdate, nothing changes; the journal is not
+	// rewritten for them, only the check times are recorded.
+	if _, err := a.RunOnce(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	journal := filepath.Join(n.root, StateDir, "state.json")
+	before, _ := os.ReadFile(journal)
 	if _, err := a.RunOnce(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	if got := n.events(t); len(got) != 4 || a.Journal().Phase != Idle {
 		t.Fatalf("noupdate changed something: %q %+v", got, a.Journal())
+	}
+	after, _ := os.ReadFile(journal)
+	if string(before) != string(after) {
+		t.Fatalf("an idle check rewrote the journal:\n%s\n%s", before, after)
+	}
+	j, err := LoadJournal(filepath.Join(n.root, StateDir))
+	if err != nil || !j.LastCheck.Equal(a.Journal().LastCheck) {
+		t.Fatalf("last check not recorded: %v, %v", j.LastCheck, err)
 	}
 }
 

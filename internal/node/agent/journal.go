@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/stratalinux/strata/internal/limitread"
 	"github.com/stratalinux/strata/internal/repo"
@@ -21,8 +22,58 @@ const maxJournalBytes = 1 << 20
 // JournalPath is the journal file in dir.
 func JournalPath(dir string) string { return filepath.Join(dir, "state.json") }
 
-// LoadJournal reads the journal in dir; none yet is an idle journal.
+// CheckTimesPath is the file in dir with the last idle check's times,
+// newer than the journal's when the check changed nothing else.
+func CheckTimesPath(dir string) string { return filepath.Join(dir, "checked.json") }
+
+type checkTimes struct {
+	Last time.Time `json:"last_check"`
+	Next time.Time `json:"next_check"`
+}
+
+// SaveCheckTimes replaces the check-times file (temp file and rename, so
+// a reader never sees half of it; no fsync, see Agent.saveChecked).
+func SaveCheckTimes(dir string, last, next time.Time) error {
+	b, err := json.Marshal(checkTimes{last, next})
+	if err != nil {
+		return err
+	}
+	tmp := CheckTimesPath(dir) + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("record the check: %w", err)
+	}
+	if err := os.Rename(tmp, CheckTimesPath(dir)); err != nil {
+		return fmt.Errorf("record the check: %w", err)
+	}
+	return nil
+}
+
+// withoutCheckTimes is the journal as saveChecked compares it.
+func withoutCheckTimes(j Journal) []byte {
+	j.LastCheck, j.NextCheck = time.Time{}, time.Time{}
+	b, _ := json.Marshal(j)
+	return b
+}
+
+// LoadJournal reads the journal in dir, with the newer check times of an
+// idle check laid over it; none yet is an idle journal.
 func LoadJournal(dir string) (Journal, error) {
+	j, err := loadJournal(dir)
+	if err != nil {
+		return j, err
+	}
+	// The check-times file is a hint: missing, torn by a power cut or
+	// older than the journal, it is ignored.
+	if b, err := os.ReadFile(CheckTimesPath(dir)); err == nil && len(b) < 4096 {
+		var c checkTimes
+		if json.Unmarshal(b, &c) == nil && c.Last.After(j.LastCheck) {
+			j.LastCheck, j.NextCheck = c.Last, c.Next
+		}
+	}
+	return j, nil
+}
+
+func loadJournal(dir string) (Journal, error) {
 	f, err := os.Open(JournalPath(dir))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Journal{Phase: Idle}, nil

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stratalinux/strata/internal/coord"
 	"github.com/stratalinux/strata/internal/rootfs"
@@ -117,5 +118,31 @@ func TestRebootFunc(t *testing.T) {
 	}
 	if err := RebootFunc(Config{RebootCommand: "exit 3"}, noSystemd)(context.Background()); err == nil || !strings.Contains(err.Error(), "exit 3") {
 		t.Fatalf("failing command: %v", err)
+	}
+}
+
+func TestCheckTimesOverlayTheJournal(t *testing.T) {
+	dir := t.TempDir()
+	t1 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	t2 := t1.Add(45 * time.Minute)
+	if err := SaveJournal(dir, Journal{Phase: Idle, LastCheck: t1, NextCheck: t2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveCheckTimes(dir, t2, t2.Add(45*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	j, err := LoadJournal(dir)
+	if err != nil || !j.LastCheck.Equal(t2) || !j.NextCheck.Equal(t2.Add(45*time.Minute)) {
+		t.Fatalf("newer check times not laid over: %+v, %v", j, err)
+	}
+	// Older than the journal, or torn by a power cut: ignored.
+	for _, body := range []string{`{"last_check":"2026-12-03T09:00:00Z","next_check":"2026-12-03T09:45:00Z"}`, `{"last_ch`, ""} {
+		if err := os.WriteFile(CheckTimesPath(dir), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		j, err := LoadJournal(dir)
+		if err != nil || !j.LastCheck.Equal(t1) || !j.NextCheck.Equal(t2) {
+			t.Fatalf("check-times file %q: %+v, %v; want the journal's times", body, j, err)
+		}
 	}
 }
