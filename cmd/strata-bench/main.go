@@ -96,8 +96,10 @@ var extraBenches = []func(ctx context.Context, strataBin, workDir string, quick 
 	startupBench,
 	bench.OSInstall,
 	bench.Verity,
+	bench.DDI,
 	bench.InitrdBoot,
 	bench.EtcdLock,
+	bench.AgentIdle, bench.AgentUpdate,
 }
 
 const mergeNotes = `Each case: N extensions (10 scripts in usr/bin and ten 2 KiB files each,

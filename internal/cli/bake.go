@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/stratalinux/strata/internal/archive"
 	"github.com/stratalinux/strata/internal/bake"
+	"github.com/stratalinux/strata/internal/bytesize"
 	"github.com/stratalinux/strata/internal/fsimage"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/lint"
@@ -114,45 +113,6 @@ func cmdContext(cmd *cobra.Command) context.Context {
 	return context.Background()
 }
 
-// sourceDateEpoch reads SOURCE_DATE_EPOCH (default 0).
-func sourceDateEpoch() (int64, error) {
-	v := os.Getenv("SOURCE_DATE_EPOCH")
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a non-negative number of seconds", v)
-	}
-	return n, nil
-}
-
-// parseSize reads 123, 10K, 64M, 4G, 1T (powers of 1024).
-func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(strings.TrimSuffix(strings.ToUpper(s), "B"))
-	mult := int64(1)
-	if s != "" {
-		switch s[len(s)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			s = s[:len(s)-1]
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("size %q: want a number with an optional K, M, G or T suffix", s)
-	}
-	return n * mult, nil
-}
-
 // parseReload reads --reload-manager: auto, or a boolean in systemd's
 // spelling.
 func parseReload(s string) (*bool, error) {
@@ -204,7 +164,7 @@ func bakeOptions(env *Env, f bakeFlags) (bake.Request, error) {
 	if err != nil {
 		return bake.Request{}, err
 	}
-	epoch, err := sourceDateEpoch()
+	epoch, err := bake.EpochFromEnv(os.Getenv)
 	if err != nil {
 		return bake.Request{}, err
 	}
@@ -212,7 +172,7 @@ func bakeOptions(env *Env, f bakeFlags) (bake.Request, error) {
 	if err != nil {
 		return bake.Request{}, err
 	}
-	maxSize, err := parseSize(f.maxSize)
+	maxSize, err := bytesize.Parse(f.maxSize, bytesize.Strata)
 	if err != nil {
 		return bake.Request{}, fmt.Errorf("--max-size: %w", err)
 	}

@@ -4,15 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"path"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/stratalinux/strata/internal/archive"
-	"github.com/stratalinux/strata/internal/download"
+	"github.com/stratalinux/strata/internal/bytesize"
 	"github.com/stratalinux/strata/internal/recipe"
 	"github.com/stratalinux/strata/recipes"
 )
@@ -46,29 +44,6 @@ func listRecipes(env *Env, jsonOut bool) error {
 	return tw.Flush()
 }
 
-// mirrorRewrite maps https://HOST/PATH to BASE/HOST/PATH.
-func mirrorRewrite(base string) (func(string) string, error) {
-	if base == "" {
-		return nil, nil
-	}
-	b, err := url.Parse(base)
-	if err != nil || b.Scheme == "" || b.Host == "" {
-		return nil, fmt.Errorf("--base-url %q: want scheme://host[/prefix]", base)
-	}
-	prefix := strings.TrimSuffix(base, "/")
-	return func(s string) string {
-		u, err := url.Parse(s)
-		if err != nil {
-			return s
-		}
-		out := prefix + "/" + u.Host + u.EscapedPath()
-		if u.RawQuery != "" {
-			out += "?" + u.RawQuery
-		}
-		return out
-	}, nil
-}
-
 // bakeRecipes bakes one or more recipes; every (recipe, architecture)
 // pair is an independent job, run --jobs at a time.
 func bakeRecipes(ctx context.Context, env *Env, args []string, f bakeFlags) error {
@@ -79,18 +54,14 @@ func bakeRecipes(ctx context.Context, env *Env, args []string, f bakeFlags) erro
 	if err := recipe.CheckName(rs, f.name); err != nil {
 		return err
 	}
-	rw, err := mirrorRewrite(f.baseURL)
+	client, err := recipe.NewClient(f.baseURL, os.Getenv)
 	if err != nil {
-		return err
+		return fmt.Errorf("--base-url %q: %w", f.baseURL, err)
 	}
 	// Checked before anything is downloaded; each recipe fills in the rest.
 	base, err := bakeOptions(env, f)
 	if err != nil {
 		return err
-	}
-	client := &download.Client{Rewrite: rw, Header: http.Header{}, UserAgent: "strata-bake"}
-	if tok := os.Getenv("GH_TOKEN"); tok != "" && rw == nil {
-		client.Header.Set("Authorization", "Bearer "+tok)
 	}
 	progress := progressWriter(env, f.json)
 	if progress != nil {
@@ -116,10 +87,10 @@ func bakeRecipes(ctx context.Context, env *Env, args []string, f bakeFlags) erro
 	// The size flags are checked once, before any download.
 	po := recipe.PopulateOptions{AllowUnverified: f.allowUnverified, Unpack: archive.DefaultLimits}
 	po.Unpack.MaxRatio = f.maxUnpackRatio
-	if po.MaxDownload, err = parseSize(f.maxDownload); err != nil {
+	if po.MaxDownload, err = bytesize.Parse(f.maxDownload, bytesize.Strata); err != nil {
 		return fmt.Errorf("--max-download: %w", err)
 	}
-	if po.Unpack.MaxBytes, err = parseSize(f.maxUnpack); err != nil {
+	if po.Unpack.MaxBytes, err = bytesize.Parse(f.maxUnpack, bytesize.Strata); err != nil {
 		return fmt.Errorf("--max-unpack: %w", err)
 	}
 	outs, err := recipe.RunJobs(ctx, jobs, f.jobs, func(ctx context.Context, j recipe.Job) (bakeOutput, error) {

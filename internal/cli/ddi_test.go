@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,15 +74,45 @@ func TestSignedDDIsAndImagePolicy(t *testing.T) {
 		name string
 		key  *testKey
 		want string // in the refusal under signedOnly
+		// what list --json and check report
+		protection, signer string
+		trusted            bool
+		line               string
 	}{
-		{"good", &trusted, "device-mapper"},
-		{"evil", &untrusted, "asks for 'signed"},
-		{"plain", nil, "found with flags 'verity'"}, // root hash from a .usrhash sidecar
+		{"good", &trusted, "device-mapper", "signed", "CN=trusted", true, `usr partition signed by "CN=trusted" (a trusted certificate)`},
+		{"evil", &untrusted, "asks for 'signed", "verity", "CN=untrusted", false, `its signature by "CN=untrusted" does not count: `},
+		{"plain", nil, "found with flags 'verity'", "verity", "", false, "usr partition verity-protected, root hash "}, // root hash from a .usrhash sidecar
 	} {
 		img := filepath.Join(ext, c.name+".raw")
 		rootHash := bakeDDI(t, c.name, img, c.key)
 		if c.key == nil {
 			exttest.Write(t, ext, map[string]string{c.name + ".usrhash": hex.EncodeToString(rootHash) + "\n"})
+		}
+		// list --json and check say how it is protected, who signed it,
+		// whether that counts, and which rule refuses it.
+		for _, policy := range []string{"", signedOnly} {
+			args := []string{"sysext", "--root", root}
+			if policy != "" {
+				args = append(args, policy)
+			}
+			row := listDDIRow(t, root, c.name, args)
+			wantStatus, wantRule := "ready", ""
+			if policy != "" {
+				wantStatus, wantRule = "bad", "usr=signed+absent"
+			}
+			d := row.DDI
+			if row.Status != wantStatus || d == nil || d.Partition != "usr" || d.Protection != c.protection || d.RootHash != hex.EncodeToString(rootHash) || d.RefusedBy != wantRule || (wantRule == "") != (d.Refused == "") || !strings.Contains(d.Refused, c.want) && wantRule != "" {
+				t.Errorf("%s list --json %q: status %q ddi %+v", c.name, policy, row.Status, d)
+			} else if s := d.Signature; (s != nil) != (c.key != nil) || s != nil && (s.Signer != c.signer || s.Trusted != c.trusted || (s.Problem == "") != c.trusted) {
+				t.Errorf("%s list --json %q: signature %+v", c.name, policy, s)
+			}
+			r := strata(t, nil, append(args, "check", img)...)
+			if wantCode := map[bool]int{true: 0, false: 1}[policy == ""]; r.code != wantCode || !strings.Contains(r.stdout, c.line) {
+				t.Errorf("%s check %q: exit %d (want %d), stdout %q; want a line with %q", c.name, policy, r.code, wantCode, r.stdout, c.line)
+			}
+			if policy != "" && (!strings.Contains(r.stdout, "would not merge: bad image: ") || !strings.Contains(r.stdout, c.want) || !strings.Contains(r.stdout, "refused by the image policy's rule usr=signed+absent")) {
+				t.Errorf("%s check %q: the refusal does not say why: %q", c.name, policy, r.stdout)
+			}
 		}
 		r := strata(t, nil, "sysext", "--root", root, "merge", signedOnly)
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, c.name) {
@@ -119,6 +150,26 @@ func TestSignedDDIsAndImagePolicy(t *testing.T) {
 	if m := exttest.Mounts(t, root); len(m) != 0 {
 		t.Fatalf("mounts left %v", m)
 	}
+}
+
+// listDDIRow runs list --json with args and returns name's row.
+func listDDIRow(t *testing.T, root, name string, args []string) listRow {
+	t.Helper()
+	r := strata(t, nil, append(args, "list", "--json=short")...)
+	if r.code != 0 {
+		t.Fatalf("list: %+v", r)
+	}
+	var rows []listRow
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+		t.Fatalf("list --json: %v: %q", err, r.stdout)
+	}
+	for _, row := range rows {
+		if row.Name == name {
+			return row
+		}
+	}
+	t.Fatalf("list --json under %s has no %s: %q", root, name, r.stdout)
+	return listRow{}
 }
 
 // swapSigPartition copies other's signature partition over img's.

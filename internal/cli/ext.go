@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/stratalinux/strata/internal/ddi"
 	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/merge"
@@ -238,6 +239,8 @@ type listRow struct {
 	Time   *int64 `json:"time"`
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
+	// DDI is how a disk image is protected and signed (merge decides it).
+	DDI *ddi.Report `json:"ddi,omitempty"`
 }
 
 func runList(_ context.Context, env *Env, class imageclass.Class, f *extFlags) error {
@@ -261,7 +264,9 @@ func runList(_ context.Context, env *Env, class imageclass.Class, f *extFlags) e
 	for i, img := range a.Discovery.Images {
 		v := a.Verdicts[i]
 		st, reason := merge.Explain(a.Candidates[i], v, a.Merged[img.Name], e.Hierarchies)
-		rows = append(rows, makeListRow(img, string(st), reason))
+		r := makeListRow(img, string(st), reason)
+		r.DDI = a.Candidates[i].Protection
+		rows = append(rows, r)
 	}
 	for _, s := range a.Discovery.Shadowed {
 		rows = append(rows, makeListRow(s.Image, string(merge.StatusShadowed), "masked by "+s.By))
@@ -306,6 +311,9 @@ type checkResult struct {
 	Reason   string   `json:"reason,omitempty"`
 	Provides []string `json:"provides"`
 	Release  any      `json:"extensionRelease,omitempty"`
+	// DDI is how a disk image is protected and signed, and the image
+	// policy rule that refuses it.
+	DDI *ddi.Report `json:"ddi,omitempty"`
 }
 
 func runCheck(env *Env, class imageclass.Class, f *extFlags, imagePath, osReleasePath string) error {
@@ -331,9 +339,9 @@ func runCheck(env *Env, class imageclass.Class, f *extFlags, imagePath, osReleas
 	} else if host, err = e.HostRelease(); err != nil {
 		return err
 	}
-	cand := merge.ReadCandidate(img, class, e.Hierarchies, sdparse.NativeArchitecture())
+	cand := e.ReadCandidate(img)
 	v := merge.Check(cand, class, host, f.force, e.Hierarchies)
-	res := checkResult{Image: imagePath, Name: img.Name, Class: class.String(), Merges: v.Use, Status: string(v.Status), Reason: v.Reason, Provides: cand.Provides}
+	res := checkResult{Image: imagePath, Name: img.Name, Class: class.String(), Merges: v.Use, Status: string(v.Status), Reason: v.Reason, Provides: cand.Provides, DDI: cand.Protection}
 	if res.Provides == nil {
 		res.Provides = []string{}
 	}
@@ -348,6 +356,9 @@ func runCheck(env *Env, class imageclass.Class, f *extFlags, imagePath, osReleas
 		fmt.Fprintf(env.Stdout, "%s: would merge as %s %q into %s\n", imagePath, class, img.Name, strings.Join(cand.Provides, ", "))
 	} else {
 		fmt.Fprintf(env.Stdout, "%s: would not merge: %s\n", imagePath, res.Reason)
+	}
+	if jm == "" && res.DDI != nil {
+		fmt.Fprintf(env.Stdout, "%s: %s\n", imagePath, res.DDI.Line())
 	}
 	if !res.Merges {
 		return &ExitError{Code: 1}
@@ -397,7 +408,9 @@ func planJSON(p merge.Plan, a merge.Assessment) planJSONOut {
 	}
 	for i, v := range a.Verdicts {
 		if !v.Use {
-			out.Ignored = append(out.Ignored, makeListRow(a.Discovery.Images[i], string(v.Status), v.Reason))
+			r := makeListRow(a.Discovery.Images[i], string(v.Status), v.Reason)
+			r.DDI = a.Candidates[i].Protection
+			out.Ignored = append(out.Ignored, r)
 		}
 	}
 	return out

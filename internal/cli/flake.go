@@ -24,19 +24,9 @@ type flakeFlags struct {
 	json bool
 }
 
-func (f *flakeFlags) registry() flake.Registry {
-	return flake.Registry{Root: flakeRoot(f.root), User: f.user}
-}
+func (f *flakeFlags) where() register.Where { return register.Where{Root: f.root, User: f.user} }
 
-// flakeRoot is the system registry's root: --root, else
-// STRATA_FLAKE_ROOT (what the launcher reads, so what is registered there
-// also launches), else the machine's own.
-func flakeRoot(flag string) string {
-	if flag != "" {
-		return flag
-	}
-	return os.Getenv("STRATA_FLAKE_ROOT")
-}
+func (f *flakeFlags) registry() flake.Registry { return f.where().Registry(os.Getenv) }
 
 // newFlakeCommand is "strata flake": register, list, show, remove and
 // pull flake-pilot compatible flakes.
@@ -147,16 +137,6 @@ func (r *registerFlags) appRequest() register.App {
 	return register.App{Path: r.app, Target: r.target, IncludeTar: r.includeTar, IncludePath: r.includePath, Resume: r.resume, RunAs: r.runAs}
 }
 
-func currentUser() string {
-	if os.Geteuid() == 0 {
-		return "root"
-	}
-	if u := os.Getenv("USER"); u != "" {
-		return u
-	}
-	return fmt.Sprint(os.Geteuid())
-}
-
 // registerFlake writes cfg into the registry, linking the app to this
 // binary.
 func registerFlake(env *Env, f *flakeFlags, r *registerFlags, cfg *flake.Config) error {
@@ -177,7 +157,7 @@ func registerFlake(env *Env, f *flakeFlags, r *registerFlags, cfg *flake.Config)
 func registerVM(env *Env, f *flakeFlags, r *registerFlags, engine string) error {
 	cfg, err := register.VMConfig(register.VM{App: r.appRequest(), Engine: engine, Name: r.vm, ImagesDir: vmImagesDir(f),
 		Kernel: r.kernel, Rootfs: r.rootfs, Initrd: r.initrd, OverlaySize: r.overlaySize, VCPUs: r.vcpus, MemMiB: r.memMiB,
-		NoNet: r.noNet, ForceVsock: r.forceVsock, Caller: currentUser()})
+		NoNet: r.noNet, ForceVsock: r.forceVsock, Caller: register.CallerName(os.Geteuid(), os.Getenv)})
 	if err != nil {
 		return err
 	}
@@ -185,11 +165,8 @@ func registerVM(env *Env, f *flakeFlags, r *registerFlags, engine string) error 
 }
 
 func vmImagesDir(f *flakeFlags) string {
-	if f.user {
-		h, _ := os.UserHomeDir()
-		return filepath.Join(h, ".config", "flakes", "firecracker", "images")
-	}
-	return filepath.Join(f.registry().Root, "/var/lib/firecracker/images")
+	h, _ := os.UserHomeDir()
+	return f.where().VMImagesDir(os.Getenv, h)
 }
 
 func newFlakeListCommand(env *Env, f *flakeFlags) *cobra.Command {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stratalinux/strata/internal/flake"
+	"github.com/stratalinux/strata/internal/flake/register"
 )
 
 // newFlakeCtlCommand is the binary invoked as flake-ctl: flake-pilot's
@@ -39,7 +40,7 @@ func newFlakeCtlCommand(env *Env) *cobra.Command {
 		fc.SilenceErrors, fc.SilenceUsage = true, true
 		return fc.ExecuteContext(cmd.Context())
 	}
-	reg := func() flake.Registry { return flake.Registry{Root: flakeRoot(rootDir), User: user} }
+	reg := func() flake.Registry { return register.Where{Root: rootDir, User: user}.Registry(os.Getenv) }
 	// --root is Strata's, as in strata flake (flake-pilot's flake-ctl has none).
 	root.PersistentFlags().StringVar(&rootDir, "root", "", "operate on the system registry below this directory (default: $STRATA_FLAKE_ROOT, else /)")
 

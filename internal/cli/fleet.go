@@ -109,7 +109,7 @@ func newFleetTokenCommand(env *Env, o *fleetOpts) *cobra.Command {
 		Short: "Create an admin token (printed once; only its hash is stored)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dsn, err := fleetDSN(data, database)
+			dsn, err := store.Location(data, database)
 			if err != nil {
 				return err
 			}
@@ -134,23 +134,6 @@ func newFleetTokenCommand(env *Env, o *fleetOpts) *cobra.Command {
 	create.Flags().StringVar(&name, "name", "admin", "a name for the token")
 	tc.AddCommand(create)
 	return tc
-}
-
-// fleetDSN picks the database: PostgreSQL URL or DIR/fleet.db.
-func fleetDSN(data, database string) (string, error) {
-	switch {
-	case database != "" && data != "":
-		return "", errors.New("pass either --data or --database, not both")
-	case database != "":
-		return database, nil
-	case strings.Contains(data, "://") || store.IsPostgres(data):
-		// Not a directory: joined with fleet.db it would become an SQLite
-		// database in a folder named after the URL.
-		return "", fmt.Errorf("--data %s: --data takes a directory for SQLite; pass a PostgreSQL URL with --database", store.RedactDSN(data))
-	case data != "":
-		return filepath.Join(data, "fleet.db"), nil
-	}
-	return "", errors.New("pass --data DIR (the server's data directory) or --database postgres://…")
 }
 
 func newFleetAppCommand(env *Env, o *fleetOpts) *cobra.Command {

@@ -10,13 +10,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stratalinux/strata/internal/imagepolicy"
 	"github.com/stratalinux/strata/internal/inspect"
 	"github.com/stratalinux/strata/internal/release"
 )
 
 func newInspectCommand(env *Env) *cobra.Command {
 	var jsonOut, noHash bool
-	var osRelease, arch string
+	var osRelease, arch, root, policy string
 	cmd := &cobra.Command{
 		Use:   "inspect IMAGE",
 		Short: "Describe an extension image without root and without mounting it",
@@ -34,7 +35,15 @@ Strata's own squashfs/erofs/ext4/GPT readers; nothing is mounted.`,
 			if err != nil {
 				return err
 			}
-			rep, err := inspect.Image(cmdContext(cmd), args[0], inspect.Options{Host: host, Arch: a, NoHash: noHash})
+			opt := inspect.Options{Host: host, Arch: a, NoHash: noHash, Root: root}
+			if policy != "" {
+				p, err := imagepolicy.Parse(policy)
+				if err != nil {
+					return fmt.Errorf("--image-policy: %w", err)
+				}
+				opt.Policy = &p
+			}
+			rep, err := inspect.Image(cmdContext(cmd), args[0], opt)
 			if err != nil {
 				return err
 			}
@@ -54,6 +63,8 @@ Strata's own squashfs/erofs/ext4/GPT readers; nothing is mounted.`,
 	cmd.Flags().BoolVar(&noHash, "no-hash", false, "do not compute the image's sha256")
 	cmd.Flags().StringVar(&osRelease, "os-release", "", "check compatibility against this os-release file instead of the host's")
 	cmd.Flags().StringVar(&arch, "arch", "", "host architecture for the compatibility check (default: this host's)")
+	cmd.Flags().StringVar(&root, "root", "", "look up the trusted verity.d certificates under this root (default: /)")
+	cmd.Flags().StringVar(&policy, "image-policy", "", "judge a disk image by this image policy (default: systemd's for its class)")
 	return cmd
 }
 
@@ -68,6 +79,12 @@ func printReport(env *Env, r *inspect.Report) {
 	}
 	if r.SHA256 != "" {
 		fmt.Fprintf(tw, "SHA256:\t%s\n", r.SHA256)
+	}
+	if r.DDI != nil {
+		fmt.Fprintf(tw, "Protection:\t%s\n", r.DDI.Line())
+	}
+	if r.DDIError != "" {
+		fmt.Fprintf(tw, "Refused:\t%s\n", r.DDIError)
 	}
 	fmt.Fprintf(tw, "Files:\t%d files (%d bytes, %d executable), %d directories, %d symlinks, %d other\n",
 		r.Files.Files, r.Files.Bytes, r.Files.Executables, r.Files.Directories, r.Files.Symlinks, r.Files.Other)

@@ -83,7 +83,7 @@ func loadSigner(keyPath, certPath string) (crypto.Signer, *x509.Certificate, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("--sign-cert %s: %w", certPath, err)
 	}
-	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(certs[0].PublicKey) {
+	if !pkcs7.KeyMatches(key, certs[0]) {
 		return nil, nil, fmt.Errorf("--sign-key %s is not the key of --sign-cert %s", keyPath, certPath)
 	}
 	return key, certs[0], nil

@@ -4,17 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/stratalinux/strata/internal/fsread"
-	"github.com/stratalinux/strata/internal/image"
+	"github.com/stratalinux/strata/internal/bytesize"
 	"github.com/stratalinux/strata/internal/imageclass"
-	"github.com/stratalinux/strata/internal/imagefile"
 	"github.com/stratalinux/strata/internal/lint"
 )
 
@@ -37,7 +33,7 @@ Exit status 0: no errors (warnings allowed); 1: errors found.`,
 			if err != nil {
 				return err
 			}
-			limit, err := parseSize(maxSize)
+			limit, err := bytesize.Parse(maxSize, bytesize.Strata)
 			if err != nil {
 				return fmt.Errorf("--max-size: %w", err)
 			}
@@ -69,50 +65,12 @@ Exit status 0: no errors (warnings allowed); 1: errors found.`,
 	return cmd
 }
 
-// lintPath lints a directory or an image file (read without mounting).
+// lintPath lints p and says when the image's name came from its
+// extension-release rather than its file name.
 func lintPath(ctx context.Context, env *Env, p string, opt lint.Options) (lint.Findings, error) {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, err
+	findings, name, err := lint.Path(ctx, p, opt)
+	if base := strings.TrimSuffix(filepath.Base(p), ".raw"); name != "" && name != base {
+		noteBakedName(env, p, name)
 	}
-	if fi.IsDir() {
-		return lint.Run(ctx, os.DirFS(p).(fsread.FS), opt)
-	}
-	fsys, format, closeFS, err := imagefile.Open(ctx, p, "")
-	if err != nil {
-		return nil, err
-	}
-	defer closeFS()
-	opt.ImageSize = fi.Size()
-	if opt.Name == "" {
-		opt.Name = imageNameFor(fsys, opt.Class, p)
-		if base := strings.TrimSuffix(filepath.Base(p), ".raw"); opt.Name != "" && opt.Name != base {
-			noteBakedName(env, p, opt.Name)
-		}
-	}
-	findings, err := lint.Run(ctx, fsys, opt)
-	if err != nil {
-		return nil, fmt.Errorf("lint %s (%s): %w", p, format, err)
-	}
-	return findings, nil
-}
-
-// imageNameFor picks the image name systemd would use: the file name
-// without .raw when the image has that extension-release, else the name
-// strata bake gave it (NAME-VERSION-ARCH.raw carrying
-// extension-release.NAME, linked as NAME.raw; image.BakedName).
-func imageNameFor(fsys fs.FS, class imageclass.Class, file string) string {
-	base := strings.TrimSuffix(filepath.Base(file), ".raw")
-	if _, err := fs.Stat(fsys, class.ReleasePath(base)); err == nil {
-		return base
-	}
-	ents, _ := fs.ReadDir(fsys, class.ReleaseDir())
-	var names []string
-	for _, e := range ents {
-		if n, ok := strings.CutPrefix(e.Name(), "extension-release."); ok {
-			names = append(names, n)
-		}
-	}
-	n, _ := image.BakedName(base, names)
-	return n
+	return findings, err
 }

@@ -2,19 +2,16 @@ package cli
 
 import (
 	"bytes"
-	"debug/elf"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stratalinux/strata/internal/initrd"
 	"github.com/stratalinux/strata/internal/repo"
 )
-
-// maxInitBinary bounds the --strata binary read into the initrd.
-const maxInitBinary = 512 << 20
 
 // newOSInitrdCommand is `strata os initrd`: Strata's initrd, the static strata binary as /init plus the
 // kernel modules the boot needs.
@@ -41,16 +38,19 @@ from MODULES-DIR/VERSION. The same inputs give the same bytes.`,
 				}
 				strata = exe
 			}
-			bin, err := readStaticBinary(strata)
+			bin, err := initrd.ReadStaticBinary(strata)
 			if err != nil {
-				return fmt.Errorf("os initrd: %w", err)
+				if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+					return fmt.Errorf("os initrd: --strata: %w", err)
+				}
+				return fmt.Errorf("os initrd: --strata %w", err)
 			}
-			tree := filepath.Join(modDir, kver)
-			if _, err := os.Stat(filepath.Join(tree, "modules.dep")); err != nil {
-				return fmt.Errorf("os initrd: no module tree for kernel %s: %w (check --kernel-version and --modules-dir)", kver, err)
+			tree, err := initrd.ModuleTree(modDir, kver)
+			if err != nil {
+				return fmt.Errorf("os initrd: %w (check --kernel-version and --modules-dir)", err)
 			}
 			var buf bytes.Buffer
-			if err := initrd.Write(&buf, initrd.Spec{Init: bin, Modules: os.DirFS(tree), Wanted: modules}); err != nil {
+			if err := initrd.Write(&buf, initrd.Spec{Init: bin, Modules: tree, Wanted: modules}); err != nil {
 				return fmt.Errorf("os initrd: %w", err)
 			}
 			if err := repo.WriteAtomic(output, buf.Bytes(), 0o644); err != nil {
@@ -67,31 +67,4 @@ from MODULES-DIR/VERSION. The same inputs give the same bytes.`,
 	f.StringVar(&strata, "strata", "", "the static strata binary to install as /init (default: this executable)")
 	f.StringVar(&output, "output", "", "the initrd file to write")
 	return cmd
-}
-
-// readStaticBinary reads an ELF executable and refuses a dynamically linked one: the initrd holds
-// no libraries.
-func readStaticBinary(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("--strata: %w", err)
-	}
-	if fi.Size() > maxInitBinary {
-		return nil, fmt.Errorf("--strata %s is %d MiB, more than %d MiB", path, fi.Size()>>20, maxInitBinary>>20)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--strata: %w", err)
-	}
-	ef, err := elf.NewFile(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("--strata %s is not an ELF executable: %w", path, err)
-	}
-	defer ef.Close()
-	for _, p := range ef.Progs {
-		if p.Type == elf.PT_INTERP {
-			return nil, fmt.Errorf("--strata %s is dynamically linked; build it with CGO_ENABLED=0 go build ./cmd/strata", path)
-		}
-	}
-	return b, nil
 }

@@ -177,7 +177,7 @@ the fleet server beside it: the Omaha endpoint /v1/update, the admin API
 				what = append(what, "repository "+dir)
 			}
 			if data != "" || database != "" {
-				dsn, err := fleetDSN(data, database)
+				dsn, err := store.Location(data, database)
 				if err != nil {
 					return err
 				}

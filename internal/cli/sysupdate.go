@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/stratalinux/strata/internal/archive"
+	"github.com/stratalinux/strata/internal/bytesize"
 	"github.com/stratalinux/strata/internal/download"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/node"
@@ -235,7 +236,7 @@ func newSysupdateEngine(env *Env, f sysupdateSpec) (*sysupdate.Engine, error) {
 	if maxDownload == "" {
 		maxDownload = "8G"
 	}
-	if e.MaxSize, err = parseSize(maxDownload); err != nil {
+	if e.MaxSize, err = bytesize.Parse(maxDownload, bytesize.Strata); err != nil {
 		return nil, fmt.Errorf("--max-download: %w", err)
 	}
 	if defs.Legacy {

@@ -13,9 +13,7 @@ import (
 	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/merge"
-	"github.com/stratalinux/strata/internal/osrelease"
 	"github.com/stratalinux/strata/internal/sdparse"
-	"golang.org/x/sys/unix"
 )
 
 type testFlags struct {
@@ -120,76 +118,29 @@ func runTest(env *Env, f *testFlags, imagePath string, argv []string) error {
 }
 
 func mergeExec(env *Env, f *testFlags, imagePath string, argv []string) error {
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make the test's mount namespace private: %w", err)
+	if err := merge.MakeMountsPrivate(); err != nil {
+		return err
 	}
-	img, err := image.FromPath(imagePath, imageclass.Sysext)
-	if err != nil {
-		return fmt.Errorf("test %s: %w", imagePath, err)
+	img, class, renamed, err := merge.TrialImage(imagePath, f.class, sdparse.NativeArchitecture())
+	if renamed {
+		noteBakedName(env, img.Path, img.Name)
 	}
-	for _, c := range []imageclass.Class{imageclass.Sysext, imageclass.Confext} {
-		if f.class == "" || f.class == c.String() {
-			var ok bool
-			if img, ok = bakedName(env, img, c); ok {
-				break
-			}
-		}
-	}
-	class, err := testClass(f.class, img)
 	if err != nil {
 		return err
 	}
-	mode, err := merge.ParseMode(f.mutable)
+	e, err := merge.NewTrial(imagePath, img, class, merge.TrialOptions{
+		OSRelease: f.osRelease, Force: f.force, Mutable: f.mutable, Log: env.Log})
 	if err != nil {
 		return err
 	}
-	e := &merge.Engine{Class: class, Root: "/", Hierarchies: class.DefaultHierarchies(), Mode: mode, Force: f.force,
-		Log: env.Log, Images: []image.Image{img}, Stack: true}
-	if f.osRelease != "" {
-		rel, _, err := osrelease.ParseFile(f.osRelease)
-		if err != nil {
-			return err
-		}
-		e.Host = &osrelease.Host{Release: rel, Scope: "system", Architecture: sdparse.NativeArchitecture()}
-	}
-	// Decide first, so that an image that would not merge is reported
-	// as such rather than tested as an empty merge.
-	host, err := e.HostRelease()
-	if err != nil {
+	if err := merge.RunTrial(context.Background(), imagePath, e); err != nil {
 		return err
-	}
-	cand := merge.ReadCandidate(img, class, e.Hierarchies, sdparse.NativeArchitecture())
-	switch v := merge.Check(cand, class, host, f.force, e.Hierarchies); {
-	case v.Fatal != nil:
-		return v.Fatal
-	case v.Status == merge.StatusEmpty:
-		return fmt.Errorf("test %s: the image %s", imagePath, v.Reason)
-	case !v.Use:
-		return fmt.Errorf("test %s: the image would not merge on this host: %s (use --force to test anyway)", imagePath, v.Reason)
-	}
-	if _, err := e.Merge(context.Background()); err != nil {
-		return fmt.Errorf("test %s: %w", imagePath, err)
 	}
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
 		return &ExitError{Code: 127, Err: fmt.Errorf("test %s: %w", imagePath, err)}
 	}
 	return syscall.Exec(path, argv, os.Environ())
-}
-
-// testClass takes the class from the flag, else from which release file
-// the image carries.
-func testClass(flag string, img image.Image) (imageclass.Class, error) {
-	if flag != "" {
-		return imageclass.Parse(flag)
-	}
-	for _, c := range []imageclass.Class{imageclass.Sysext, imageclass.Confext} {
-		cand := merge.ReadCandidate(img, c, c.DefaultHierarchies(), sdparse.NativeArchitecture())
-		if cand.ReleaseErr == nil && cand.OpenErr == nil {
-			return c, nil
-		}
-	}
-	return imageclass.Sysext, nil
 }
 
 // bakedName names an image given explicitly after its extension-release

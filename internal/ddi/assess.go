@@ -24,6 +24,10 @@ type Finding struct {
 	Protection imagepolicy.Protection
 	Verity     *Verity           // nil unless verity-protected
 	Signer     *x509.Certificate // set when Protection is signed
+	// Claimed is the certificate a signature names (embedded in the
+	// PKCS#7, matched by its fingerprint), trusted or not; nil if unsigned
+	// or the signature embeds none.
+	Claimed *x509.Certificate
 	// Note explains a downgrade, e.g. why a present signature does not count.
 	Note     string
 	Decision imagepolicy.Decision
@@ -34,6 +38,8 @@ type Assessment struct {
 	Findings []Finding
 	// Refused is the first refusal's reason ("" if the image is acceptable).
 	Refused string
+	// RefusedBy is the designator whose rule refused the image (valid when Refused is set).
+	RefusedBy imagepolicy.Designator
 }
 
 // Finding returns the finding for designator d.
@@ -61,7 +67,7 @@ func Assess(im *Image, r io.ReaderAt, trusted []*x509.Certificate, policy imagep
 	decide := func(f Finding) {
 		f.Decision = imagepolicy.Decide(policy, f.Designator, imagepolicy.Found{Protection: f.Protection})
 		if f.Decision.Action == imagepolicy.Refuse && a.Refused == "" {
-			a.Refused = f.Decision.Reason
+			a.Refused, a.RefusedBy = f.Decision.Reason, f.Designator
 			if f.Note != "" {
 				a.Refused += " (" + f.Note + ")"
 			}
@@ -92,6 +98,7 @@ func Assess(im *Image, r io.ReaderAt, trusted []*x509.Certificate, policy imagep
 			}
 			f.Verity, f.Protection = v, imagepolicy.ProtVerity
 			if v.Sig != nil {
+				f.Claimed = claimedSigner(v.Sig)
 				signer, err := VerifySignature(v, trusted)
 				if err == nil {
 					f.Protection, f.Signer = imagepolicy.ProtSigned, signer

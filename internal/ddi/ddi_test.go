@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -483,18 +484,29 @@ func TestBadImages(t *testing.T) {
 	// A signature partition claiming a root hash the tree does not have.
 	si, _ = SignRootHash(otherHash, s.key, s.cert)
 	body, _ = EncodeSig(si, SigPartitionSize)
-	_, im, f, err = assess(setSig("lie", body))
-	if err == nil {
-		v, _ := im.Verity(f, imagepolicy.Usr)
-		if err := VerifyData(context.Background(), f, im.Parts[imagepolicy.Usr], v); err == nil {
-			t.Error("a tree that does not match the signed root hash verified")
-		}
+	if _, _, _, err = assess(setSig("lie", body)); err == nil || !strings.Contains(err.Error(), "does not match root hash "+hex.EncodeToString(otherHash)) {
+		t.Errorf("a signature partition over a root hash the tree does not have: %v", err)
+	}
+	// A verity tree that lies: one byte of the hash blocks (past the superblock) changed.
+	lying := variant("lyingtree", func(b []byte) []byte { b[part(1).Start()+4096+17] ^= 0x01; return b })
+	if _, _, _, err := assess(lying); err == nil || !strings.Contains(err.Error(), "the verity tree does not match root hash") || strings.Count(err.Error(), "\n") != 0 {
+		t.Errorf("a lying verity tree: %v", err)
 	}
 
 	// A truncated image: the table no longer fits.
 	trunc := variant("trunc", func(b []byte) []byte { return b[:len(b)-64<<10] })
-	if _, _, _, err := assess(trunc); err == nil {
-		t.Error("truncated image opened")
+	if _, _, _, err := assess(trunc); err == nil || !strings.Contains(err.Error(), "do not fit a disk of") {
+		t.Errorf("truncated image: %v", err)
+	}
+	// A partition running past the end of the usable area (a truncated partition).
+	pastEnd := variant("pastend", func(b []byte) []byte {
+		tb := *res.Table
+		tb.Partitions = append([]gpt.Partition(nil), res.Table.Partitions...)
+		tb.Partitions[2].LastLBA = uint64(len(b)/512) + 100
+		return rawTable(t, b, &tb)
+	})
+	if _, _, _, err = assess(pastEnd); err == nil || !strings.Contains(err.Error(), "entry 3: LBAs") || !strings.Contains(err.Error(), "do not fit a disk of") {
+		t.Errorf("a partition past the end of the disk: %v", err)
 	}
 	// Overlapping partitions.
 	overlap := variant("overlap", func(b []byte) []byte {
@@ -561,6 +573,49 @@ func FuzzDecodeSig(f *testing.F) {
 		if err != nil || !bytes.Equal(back.RootHash, si.RootHash) || !bytes.Equal(back.Signature, si.Signature) {
 			t.Fatalf("round trip: %v", err)
 		}
+	})
+}
+
+// FuzzOpenAssess feeds arbitrary bytes through the whole reader (GPT,
+// partition choice, signature partition, verity superblock and tree,
+// policy): it returns errors, never panics, and never calls anything
+// signed without a trusted certificate. The seeds are baked DDIs of about
+// 2 MB: run it with -fuzzminimizetime=2s, or minimizing one input takes a minute.
+func FuzzOpenAssess(f *testing.F) {
+	dir := f.TempDir()
+	fsimg := filepath.Join(dir, "fs.img")
+	if err := os.WriteFile(fsimg, []byte(incompressible(64<<10)), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	for i, verity := range []bool{false, true} {
+		out := filepath.Join(dir, fmt.Sprintf("%d.raw", i))
+		if _, err := Bake(context.Background(), Request{FSImage: fsimg, Out: out, Designator: imagepolicy.Usr, Arch: "x86-64", Verity: verity, Seed: "fuzz"}); err != nil {
+			f.Fatal(err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	policy := imagepolicy.MustParse("*")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		im, err := Open(r, int64(len(b)), Options{Arch: "x86-64"})
+		if err != nil {
+			return
+		}
+		a, err := Assess(im, r, nil, policy)
+		if err != nil {
+			return
+		}
+		for _, fd := range a.Findings {
+			if fd.Protection == imagepolicy.ProtSigned || fd.Signer != nil {
+				t.Fatalf("%s counted as signed with no trusted certificate", fd.Designator)
+			}
+		}
+		_ = NewReport(im, a, policy).Line()
 	})
 }
 

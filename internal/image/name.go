@@ -5,6 +5,8 @@
 package image
 
 import (
+	"io/fs"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -155,4 +157,25 @@ func BakedName(base string, names []string) (string, bool) {
 		found, n = x, n+1
 	}
 	return found, n == 1
+}
+
+// NameForFile picks the name systemd would give the image file (an
+// opened tree fsys of class c): the file name without .raw when the image
+// has that extension-release, else the name strata bake gave it
+// (NAME-VERSION-ARCH.raw carrying extension-release.NAME, linked as
+// NAME.raw; BakedName), else "".
+func NameForFile(fsys fs.FS, c imageclass.Class, file string) string {
+	base := strings.TrimSuffix(filepath.Base(file), ".raw")
+	if _, err := fs.Stat(fsys, c.ReleasePath(base)); err == nil {
+		return base
+	}
+	ents, _ := fs.ReadDir(fsys, c.ReleaseDir())
+	var names []string
+	for _, e := range ents {
+		if n, ok := strings.CutPrefix(e.Name(), "extension-release."); ok {
+			names = append(names, n)
+		}
+	}
+	n, _ := BakedName(base, names)
+	return n
 }

@@ -18,9 +18,11 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/stratalinux/strata/internal/ddi"
 	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/imagepolicy"
 	"github.com/stratalinux/strata/internal/merge"
 	"github.com/stratalinux/strata/internal/osrelease"
 	"github.com/stratalinux/strata/internal/release"
@@ -43,6 +45,11 @@ type Report struct {
 	ReleaseMissing bool    `json:"-"`
 	Files          Summary `json:"files"`
 	Compatible     *Compat `json:"compatible,omitempty"`
+	// DDI is how a disk image is protected and signed, and the image
+	// policy rule that refuses it (merge's assessment, as list and check
+	// give it); DDIError is why the image cannot be assessed at all.
+	DDI      *ddi.Report `json:"ddi,omitempty"`
+	DDIError string      `json:"ddi_error,omitempty"`
 }
 
 // Summary counts the image's entries.
@@ -73,6 +80,11 @@ type Options struct {
 	Arch string
 	// NoHash skips hashing the image.
 	NoHash bool
+	// Root is where the trusted verity.d certificates are looked up ("" = /).
+	Root string
+	// Policy is the image policy to judge a disk image by; nil is the
+	// class's default, as systemd-sysext and -confext use it.
+	Policy *imagepolicy.Policy
 }
 
 // Image inspects an image file or a directory image.
@@ -122,22 +134,54 @@ func Image(ctx context.Context, p string, opt Options) (*Report, error) {
 	if relErr != nil {
 		rep.ReleaseError, rep.ReleaseMissing = relErr.Error(), errors.Is(relErr, image.ErrNoReleaseData)
 	}
+	var openErr error
+	if !fi.IsDir() {
+		if openErr, err = assess(rep, p, name, class, opt); err != nil {
+			return nil, err
+		}
+	}
 	if opt.Host != nil {
-		rep.Compatible = compat(fsys, fi.IsDir(), p, name, class, relErr, opt)
+		rep.Compatible = compat(fsys, fi.IsDir(), p, name, class, relErr, openErr, opt)
 	}
 	return rep, nil
+}
+
+// assess fills the report's protection facts from merge's assessment of
+// the raw image under the policy, with the root's verity.d certificates
+// trusted. The refusal (or the structural error) is returned as what
+// merge would open the image with, for the compatibility verdict.
+func assess(rep *Report, p, name string, class imageclass.Class, opt Options) (openErr, err error) {
+	pol := opt.Policy
+	if pol == nil {
+		d, err := imagepolicy.Parse(class.DefaultImagePolicy())
+		if err != nil {
+			return nil, err
+		}
+		pol = &d
+	}
+	certs, _, err := ddi.TrustedCertificates(opt.Root)
+	if err != nil {
+		return nil, err
+	}
+	img := image.Image{Name: name, Path: p, Entry: p, Kind: image.KindRaw}
+	rep.DDI, openErr = merge.Protection(img, opt.Arch, pol, ddi.Certs(certs))
+	if openErr != nil {
+		rep.DDIError = openErr.Error()
+	}
+	return openErr, nil
 }
 
 // compat is merge's verdict on the image for this host (merge.Check, as
 // strata check and list give it), in inspect's words: a missing or
 // invalid release is told as ReleaseError tells it.
-func compat(t fsread.FS, isDir bool, p, name string, class imageclass.Class, relErr error, opt Options) *Compat {
+func compat(t fsread.FS, isDir bool, p, name string, class imageclass.Class, relErr, openErr error, opt Options) *Compat {
 	img := image.Image{Name: name, Path: p, Entry: p, Kind: image.KindRaw}
 	if isDir {
 		img.Kind = image.KindDirectory
 	}
 	hierarchies := class.DefaultHierarchies()
 	cand := merge.CandidateFromTree(img, t, class, hierarchies)
+	cand.OpenErr = openErr
 	host := osrelease.Host{Release: opt.Host, Scope: osrelease.ScopeSystem, Architecture: opt.Arch}
 	v := merge.Check(cand, class, host, false, hierarchies)
 	c := &Compat{OK: v.Use, Rule: v.Rule, Reason: v.Reason}

@@ -30,6 +30,9 @@ type imageSource struct {
 	protection imagepolicy.Protection
 	verity     *ddi.Verity
 	signer     string // the signing certificate's subject, when signed
+	// report is what list, check and inspect say about its protection
+	// (nil for a bare filesystem without verity data).
+	report *ddi.Report
 }
 
 // probeRaw decides how to mount a raw image or block device without
@@ -37,7 +40,9 @@ type imageSource struct {
 // usr partition for arch, with its verity data (partitions or the
 // NAME.roothash/.verity/.p7s sidecars) and signature checked against the
 // trusted certificates. With a policy, the image is refused here when the
-// policy does not accept it, as systemd-dissect refuses it.
+// policy does not accept it, as systemd-dissect refuses it, or when it
+// accepts it only verified and this kernel has no device-mapper; the
+// refusal is a *PolicyError and src still carries the report.
 func probeRaw(img image.Image, arch string, policy *imagepolicy.Policy, trusted []*x509.Certificate) (imageSource, error) {
 	side, err := ddi.LoadSidecars(img.Path)
 	if err != nil {
@@ -103,10 +108,39 @@ func probeRaw(img image.Image, arch string, policy *imagepolicy.Policy, trusted 
 			src.signer = fd.Signer.Subject.String()
 		}
 	}
-	if policy != nil && a.Refused != "" {
-		return imageSource{}, fmt.Errorf("refused by the image policy %s: %s; pass --image-policy= to change it", pol, a.Refused)
+	src.report = ddi.NewReport(im, a, pol)
+	if policy == nil {
+		return src, nil
+	}
+	if a.Refused != "" {
+		return src, &PolicyError{Report: src.report, Err: fmt.Errorf("refused by the image policy %s: %s; pass --image-policy= to change it", pol, a.Refused)}
+	}
+	if src.verity != nil && imagepolicy.RequiresVerity(pol, src.designator) {
+		if err := dm.Available(); err != nil {
+			err = unverifiable(img, pol, err)
+			if src.report != nil {
+				src.report.RefusedBy, src.report.Refused = ddi.Rule(pol, src.designator), err.Error()
+			}
+			return src, &PolicyError{Report: src.report, Err: err}
+		}
 	}
 	return src, nil
+}
+
+// PolicyError is an image the image policy refuses (or accepts only
+// verified where dm-verity is missing); Report says what was found.
+type PolicyError struct {
+	Report *ddi.Report
+	Err    error
+}
+
+func (e *PolicyError) Error() string { return e.Err.Error() }
+func (e *PolicyError) Unwrap() error { return e.Err }
+
+// unverifiable is the refusal of an image the policy accepts only
+// verified, on a kernel without device-mapper.
+func unverifiable(img image.Image, policy imagepolicy.Policy, why error) error {
+	return fmt.Errorf("%s is protected by dm-verity and the image policy %s accepts it only verified, but %v; refusing to mount it unverified", img.Path, policy, why)
 }
 
 // attachImage mounts img read-only at dir. Loop devices are attached with
@@ -171,7 +205,7 @@ func openVerity(img image.Image, src imageSource, dataDev string, policy imagepo
 	none := func() {}
 	if err := dm.Available(); err != nil {
 		if imagepolicy.RequiresVerity(policy, src.designator) {
-			return "", none, fmt.Errorf("%s is protected by dm-verity and the image policy %s accepts it only verified, but %v; refusing to mount it unverified", img.Path, policy, err)
+			return "", none, unverifiable(img, policy, err)
 		}
 		return dataDev, none, nil
 	}

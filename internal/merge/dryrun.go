@@ -29,7 +29,7 @@ func (e *Engine) Assess() (Assessment, error) {
 		return a, err
 	}
 	for _, img := range a.Discovery.Images {
-		a.Candidates = append(a.Candidates, ReadCandidate(img, e.Class, e.Hierarchies, e.arch()))
+		a.Candidates = append(a.Candidates, e.ReadCandidate(img))
 	}
 	a.Verdicts = Evaluate(a.Candidates, e.Class, host, e.Force)
 	a.Merged = map[string][]string{}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/stratalinux/strata/internal/ddi"
 	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/osrelease"
@@ -27,6 +28,10 @@ type Candidate struct {
 	// Provides lists the hierarchies (e.g. "/usr") the image holds as
 	// non-empty directories.
 	Provides []string
+	// Protection is how a raw image is protected and signed, and the
+	// image policy rule that refuses it (nil for directories and bare
+	// filesystems without verity data).
+	Protection *ddi.Report
 }
 
 // Status is the outcome of evaluating one image.
@@ -58,8 +63,9 @@ type Verdict struct {
 
 // Rule values of a Verdict not decided by osrelease.Compatible.
 const (
-	RuleOpen           = "open"       // the image cannot be opened
-	RuleOSRelease      = "os-release" // a sysext carrying usr/lib/os-release
+	RuleOpen           = "open"         // the image cannot be opened
+	RuleImagePolicy    = "image-policy" // the image policy refuses it
+	RuleOSRelease      = "os-release"   // a sysext carrying usr/lib/os-release
 	RuleNoReleaseData  = osrelease.RuleNoReleaseData
 	RuleReleaseInvalid = "release-invalid" // the extension-release cannot be read or parsed
 	RuleOtherClass     = "other-class"     // release data only for the other class
@@ -89,6 +95,10 @@ func evaluateOne(cand Candidate, c imageclass.Class, host osrelease.Host, force 
 	raw := cand.Image.Kind != image.KindDirectory
 	switch {
 	case cand.OpenErr != nil:
+		var pe *PolicyError
+		if errors.As(cand.OpenErr, &pe) {
+			return failed(RuleImagePolicy, cand.OpenErr)
+		}
 		return failed(RuleOpen, cand.OpenErr)
 	case cand.HasOSRelease && c == imageclass.Sysext && !raw:
 		return failed(RuleOSRelease, fmt.Errorf("a system extension must not carry usr/lib/os-release (No medium found)"))

@@ -1,22 +1,50 @@
 package merge
 
 import (
+	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/stratalinux/strata/internal/ddi"
 	"github.com/stratalinux/strata/internal/fsread"
 	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/imagepolicy"
 )
 
 // ReadCandidate reads what Evaluate needs from an image without mounting
 // it: directories directly, raw images and block devices through Strata's
 // user-space filesystem readers. It needs no privileges.
+// Signatures are not trusted and no image policy applies (Engine.ReadCandidate
+// applies the engine's).
 func ReadCandidate(img image.Image, c imageclass.Class, hierarchies []string, arch string) Candidate {
+	return readCandidate(img, c, hierarchies, arch, nil, nil)
+}
+
+// ReadCandidate reads img as list, check and merge judge it: under the
+// engine's image policy, with the root's verity.d certificates trusted. An
+// image the policy refuses is a candidate with OpenErr (a *PolicyError)
+// and its Protection report.
+func (e *Engine) ReadCandidate(img image.Image) Candidate {
+	return readCandidate(img, e.Class, e.Hierarchies, e.arch(), &e.Policy, e.trusted())
+}
+
+func readCandidate(img image.Image, c imageclass.Class, hierarchies []string, arch string, policy *imagepolicy.Policy, trusted []*x509.Certificate) Candidate {
 	cand := Candidate{Image: img}
-	cand.OpenErr = withTree(img, arch, func(t fsread.FS) { fillFromTree(&cand, t, c, hierarchies) })
+	cand.Protection, cand.OpenErr = withTree(img, arch, policy, trusted, func(t fsread.FS) { fillFromTree(&cand, t, c, hierarchies) })
 	return cand
+}
+
+// Protection assesses a raw image or block device without mounting it:
+// its report (nil for a bare filesystem without verity data) and, with a
+// policy, a *PolicyError when the policy refuses it.
+func Protection(img image.Image, arch string, policy *imagepolicy.Policy, trusted []*x509.Certificate) (*ddi.Report, error) {
+	if img.Kind == image.KindDirectory {
+		return nil, nil
+	}
+	src, err := probeRaw(img, arch, policy, trusted)
+	return src.report, err
 }
 
 // CandidateFromTree is ReadCandidate for an image whose tree the caller
@@ -36,7 +64,7 @@ func CandidateFromTree(img image.Image, t fsread.FS, c imageclass.Class, hierarc
 func BakedName(img image.Image, c imageclass.Class, arch string) (image.Image, bool) {
 	var name string
 	var ok bool
-	if withTree(img, arch, func(t fsread.FS) { name, ok = image.BakedReleaseName(t, c, img.Name) }) != nil || !ok {
+	if _, err := withTree(img, arch, nil, nil, func(t fsread.FS) { name, ok = image.BakedReleaseName(t, c, img.Name) }); err != nil || !ok {
 		return img, false
 	}
 	img.Name = name
@@ -45,28 +73,30 @@ func BakedName(img image.Image, c imageclass.Class, arch string) (image.Image, b
 
 // withTree opens an image for reading without mounting it: directories
 // directly, raw images and block devices through Strata's user-space
-// filesystem readers.
-func withTree(img image.Image, arch string, fn func(fsread.FS)) error {
+// filesystem readers. A raw image is first assessed under policy (nil:
+// none) with trusted certificates; its protection report is returned.
+func withTree(img image.Image, arch string, policy *imagepolicy.Policy, trusted []*x509.Certificate, fn func(fsread.FS)) (*ddi.Report, error) {
 	if img.Kind == image.KindDirectory {
 		fn(image.DirTree{Root: img.Path})
-		return nil
+		return nil, nil
 	}
-	if _, err := probeRaw(img, arch, nil, nil); err != nil {
-		return err
+	src, err := probeRaw(img, arch, policy, trusted)
+	if err != nil {
+		return src.report, err
 	}
 	f, err := os.Open(img.Path)
 	if err != nil {
-		return err
+		return src.report, err
 	}
 	defer f.Close()
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		return err
+		return src.report, err
 	}
 	im, err := fsread.Open(f, size, arch)
 	if err != nil {
-		return fmt.Errorf("read image: %w", err)
+		return src.report, fmt.Errorf("read image: %w", err)
 	}
 	fn(im.FS)
-	return nil
+	return src.report, nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/stratalinux/strata/internal/coord"
@@ -79,10 +81,16 @@ func (l *Lock) try(ctx context.Context) (Semaphore, int64, error) {
 	return s, rev, err
 }
 
+// wakeJitter bounds the random pause of a waiter woken by a release
+// before it tries: with 50 waiters for 3 slots it cut the bench's acquire
+// p50 and p99 by about a third (see the commit).
+const wakeJitter = 50 * time.Millisecond
+
 // Acquire blocks until this node holds a slot or ctx ends. While the
 // semaphore is full it watches the key, so a release wakes it at once; a
 // periodic retry covers a lost watch. etcd errors are retried with backoff
-// and logged; the last one is returned when ctx ends.
+// and logged; the last one is returned when ctx ends. Each failed attempt
+// (full, or etcd unreachable) goes to ctx's coord.Observe observer.
 func (l *Lock) Acquire(ctx context.Context) error {
 	var lastErr error
 	for attempt := 0; ; attempt++ {
@@ -94,13 +102,23 @@ func (l *Lock) Acquire(ctx context.Context) error {
 		wait := coord.Backoff(min(attempt, 3))
 		if errors.Is(err, ErrFull) {
 			l.log.Debug("reboot lock full", "key", l.key, "holders", s.Holders)
+			coord.Observe(ctx, coord.Attempt{Holders: s.Holders, Wait: wait})
 			if werr := l.waitChange(ctx, rev, wait); werr != nil {
 				return fmt.Errorf("wait for a slot of %s (held by %v): %w", l.key, s.Holders, werr)
+			}
+			// Every waiter wakes on the same release: spread their tries
+			// so the first takes the slot while the others are still
+			// asleep, instead of all reading and racing at once.
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("wait for a slot of %s (held by %v): %w", l.key, s.Holders, ctx.Err())
+			case <-time.After(rand.N(wakeJitter)):
 			}
 			continue
 		}
 		lastErr = err
 		l.log.Warn("take reboot lock", "key", l.key, "err", err, "retry_in", wait)
+		coord.Observe(ctx, coord.Attempt{Err: err, Wait: wait})
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("take reboot lock %s: %w (last error: %v)", l.key, ctx.Err(), lastErr)
@@ -109,12 +127,19 @@ func (l *Lock) Acquire(ctx context.Context) error {
 	}
 }
 
-// waitChange returns when the key changes after revision rev, after
-// timeout, or with ctx's error.
+// waitChange returns when, after revision rev, the key changes so that a
+// slot may be free, after timeout, or with ctx's error. Changes that
+// leave the semaphore full (another node taking a slot) do not wake the
+// waiters: with many of them, each such wake-up was a read and a new
+// watch per waiter for nothing.
 func (l *Lock) waitChange(ctx context.Context, rev int64, timeout time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := l.cli.WaitChange(wctx, l.key, rev); err != nil && wctx.Err() == nil {
+	mayBeFree := func(value []byte, deleted bool) bool {
+		s, err := Decode(value)
+		return deleted || err != nil || s.Semaphore > 0 || slices.Contains(s.Holders, l.id)
+	}
+	if err := l.cli.WaitFor(wctx, l.key, rev, mayBeFree); err != nil && wctx.Err() == nil {
 		// No watch (a member down, a compacted revision): wait out the
 		// timeout instead, never spin on etcd.
 		l.log.Debug("watch reboot lock", "key", l.key, "err", err)

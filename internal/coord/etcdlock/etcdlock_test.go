@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stratalinux/strata/internal/coord"
 )
 
 func TestAcquireReleaseLocksmithValue(t *testing.T) {
@@ -275,5 +277,49 @@ func TestThreeMemberClusterLosesOne(t *testing.T) {
 	s, err := Status(ctx, cli, "")
 	if err != nil || s.Semaphore != 3 || len(s.Holders) != 0 {
 		t.Fatalf("after all released on two members: %+v, %v", s, err)
+	}
+}
+
+// Acquire tells ctx's observer why it waits: etcd unreachable is an error
+// on one line naming every endpoint tried; a full semaphore is no error
+// and names its holders.
+func TestAcquireReportsAttempts(t *testing.T) {
+	down := []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
+	l, err := New(newClient(t, down...), "", "machine-a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan coord.Attempt, 100)
+	ctx, cancel := context.WithTimeout(coord.WithObserver(context.Background(), func(a coord.Attempt) { seen <- a }), time.Second)
+	defer cancel()
+	if err := l.Acquire(ctx); err == nil {
+		t.Fatal("acquired from an etcd that is down")
+	}
+	a := <-seen
+	if a.Err == nil || strings.Contains(a.Err.Error(), "\n") || !strings.Contains(a.Err.Error(), down[0]) || !strings.Contains(a.Err.Error(), down[1]) || a.Wait < 4*time.Second {
+		t.Fatalf("attempt against etcd down: %+v", a)
+	}
+
+	_, cli := startCluster(t, 1)
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	holder, _ := New(cli, "", "machine-b", nil)
+	if err := holder.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waiter, _ := New(cli, "", "machine-c", nil)
+	full := make(chan coord.Attempt, 100)
+	wctx, wcancel := context.WithCancel(coord.WithObserver(ctx, func(a coord.Attempt) { full <- a }))
+	defer wcancel()
+	got := make(chan error, 1)
+	go func() { got <- waiter.Acquire(wctx) }()
+	if a := <-full; a.Err != nil || !slices.Equal(a.Holders, []string{"machine-b"}) {
+		t.Fatalf("attempt on a full semaphore: %+v", a)
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("waiter after the release: %v", err)
 	}
 }

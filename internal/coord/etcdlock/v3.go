@@ -159,7 +159,7 @@ func (c *Client) send(ctx context.Context, path string, req any, token string) (
 		c.mu.Unlock()
 		return res, nil
 	}
-	return nil, fmt.Errorf("no etcd member answered: %w", errors.Join(errs...))
+	return nil, fmt.Errorf("no etcd member answered: %w", joinLine(errs))
 }
 
 // call is post for a single JSON answer decoded into out.
@@ -251,6 +251,15 @@ func (c *Client) CompareAndPut(ctx context.Context, key string, modRev int64, va
 // WaitChange blocks until key is written or deleted at a revision after
 // rev, or ctx ends (then it returns ctx's error).
 func (c *Client) WaitChange(ctx context.Context, key string, rev int64) error {
+	return c.WaitFor(ctx, key, rev, func([]byte, bool) bool { return true })
+}
+
+// WaitFor watches key from the revision after rev and returns once done
+// is true for a change (its new value, or deleted) or the watch is
+// canceled (a compacted revision: the caller reads again), or with ctx's
+// error. Changes done rejects are skipped on the same stream, without a
+// new request.
+func (c *Client) WaitFor(ctx context.Context, key string, rev int64, done func(value []byte, deleted bool) bool) error {
 	req := map[string]any{"create_request": map[string]any{
 		"key": []byte(key), "start_revision": strconv.FormatInt(rev+1, 10),
 	}}
@@ -263,8 +272,11 @@ func (c *Client) WaitChange(ctx context.Context, key string, rev int64) error {
 	for {
 		var msg struct {
 			Result struct {
-				Events   []json.RawMessage `json:"events"`
-				Canceled bool              `json:"canceled"`
+				Events []struct {
+					Type string `json:"type"` // "" is PUT (proto3 omits the default)
+					Kv   kv     `json:"kv"`
+				} `json:"events"`
+				Canceled bool `json:"canceled"`
 			} `json:"result"`
 			Error *struct {
 				Message string `json:"message"`
@@ -279,8 +291,37 @@ func (c *Client) WaitChange(ctx context.Context, key string, rev int64) error {
 		if msg.Error != nil {
 			return fmt.Errorf("watch %s: %s", key, msg.Error.Message)
 		}
-		if len(msg.Result.Events) > 0 || msg.Result.Canceled {
-			return nil // canceled (compacted revision): the caller reads again
+		if msg.Result.Canceled {
+			return nil
+		}
+		for _, ev := range msg.Result.Events {
+			if done(ev.Kv.Value, ev.Type == "DELETE") {
+				return nil
+			}
 		}
 	}
 }
+
+// joinLine joins errs on one line (errors.Join puts each on its own, and
+// the agent's status and log take one line).
+func joinLine(errs []error) error {
+	if len(errs) == 0 {
+		return errors.New("no endpoints")
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return lineErrors(errs)
+}
+
+type lineErrors []error
+
+func (e lineErrors) Error() string {
+	s := make([]string, len(e))
+	for i, err := range e {
+		s[i] = err.Error()
+	}
+	return strings.Join(s, "; ")
+}
+
+func (e lineErrors) Unwrap() []error { return e }

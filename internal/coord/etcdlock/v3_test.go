@@ -106,3 +106,35 @@ func TestAuthenticatedEtcd(t *testing.T) {
 		t.Fatalf("wrong password: %v", err)
 	}
 }
+
+// WaitFor skips the changes its predicate rejects on one stream and
+// returns at the first it accepts; a delete is seen as deleted.
+func TestWaitForSkipsRejectedChanges(t *testing.T) {
+	_, cli := startCluster(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, _, rev, err := cli.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"full-1", "full-2", "free", "full-3"} {
+		if err := cli.Put(ctx, "k", []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []string
+	err = cli.WaitFor(ctx, "k", rev, func(v []byte, deleted bool) bool {
+		seen = append(seen, string(v))
+		return string(v) == "free"
+	})
+	if err != nil || strings.Join(seen, " ") != "full-1 full-2 free" {
+		t.Fatalf("WaitFor: %v, saw %q", err, seen)
+	}
+	// Past the last write nothing comes until ctx ends.
+	_, _, rev, _ = cli.Get(ctx, "k")
+	short, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel2()
+	if err := cli.WaitFor(short, "k", rev, func([]byte, bool) bool { return true }); err == nil {
+		t.Fatal("WaitFor returned without a change")
+	}
+}

@@ -165,6 +165,8 @@ func oneLine(s string) string {
 // Acquire takes a reboot slot, retrying with backoff until the server
 // grants it or ctx ends. A 400 answer is returned at once: the request
 // itself is wrong (group, id), and asking again will not change that.
+// Each failed attempt goes to ctx's coord.Observe observer (a full
+// semaphore as waiting, anything else as the error).
 func (c *Client) Acquire(ctx context.Context) error {
 	return c.retry(ctx, c.PreReboot)
 }
@@ -199,6 +201,11 @@ func (c *Client) retry(ctx context.Context, op func(context.Context) error) erro
 		wait := c.Backoff(n)
 		if c.OnRetry != nil {
 			c.OnRetry(err, wait)
+		}
+		if errors.As(err, &rej) && rej.Full() {
+			coord.Observe(ctx, coord.Attempt{Wait: wait}) // waiting, not a fault
+		} else {
+			coord.Observe(ctx, coord.Attempt{Err: err, Wait: wait})
 		}
 		c.Log.Warn("FleetLock: retrying", "err", err, "wait", wait)
 		t := time.NewTimer(wait)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stratalinux/strata/internal/coord"
 )
 
 // seen is what a tiny independent FleetLock server received.
@@ -230,4 +232,28 @@ func FuzzRejection(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Acquire tells ctx's observer of every failed attempt: a full semaphore
+// as waiting (no error), a server error as the error.
+func TestAcquireReportsAttempts(t *testing.T) {
+	srv, _ := recorder(t, func(n int, w http.ResponseWriter) {
+		switch n {
+		case 1:
+			w.WriteHeader(409)
+			io.WriteString(w, `{"kind":"failed_lock_semaphore_full","value":"full"}`)
+		case 2:
+			w.WriteHeader(500)
+			io.WriteString(w, `{"kind":"db_down","value":"store unavailable"}`)
+		}
+	})
+	cl := fast(must(New(srv.URL, "default", "m1", nil)))
+	var seen []coord.Attempt
+	ctx := coord.WithObserver(context.Background(), func(a coord.Attempt) { seen = append(seen, a) })
+	if err := cl.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 2 || seen[0].Err != nil || seen[1].Err == nil || !strings.Contains(seen[1].Err.Error(), "store unavailable") || seen[1].Wait != time.Millisecond {
+		t.Fatalf("attempts seen %+v", seen)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -249,6 +250,7 @@ func (a *Agent) RunOnce(ctx context.Context, force bool) (time.Time, error) {
 // Run is the daemon: RunOnce, then sleep until the next check (pinging
 // the server while an installed update waits for its reboot).
 func (a *Agent) Run(ctx context.Context) error {
+	a.delayFirstCheck(a.now())
 	for {
 		until, err := a.RunOnce(ctx, false)
 		var st *Stopped
@@ -322,7 +324,8 @@ func (a *Agent) sendEvents(ctx context.Context) error {
 }
 
 // interval is the next regular check: the server's PollInterval or the
-// configured one, with ±10 % jitter so a fleet does not check in step.
+// configured one, fuzzed by ±1/9 of it: update_engine's ±5 min around its
+// 45 min, so a fleet does not check in step.
 func (a *Agent) interval(server time.Duration) time.Duration {
 	d := a.Config.PollInterval
 	if server > 0 {
@@ -331,7 +334,25 @@ func (a *Agent) interval(server time.Duration) time.Duration {
 	if d <= 0 {
 		d = DefaultPollInterval
 	}
-	return d - d/10 + time.Duration(rand.Int64N(int64(d/5)+1))
+	return fuzz(d, d/9)
+}
+
+// delayFirstCheck puts the daemon's first regular check InitialDelay
+// after its start, fuzzed by ±5/7 of it (update_engine's 7 min ±5), unless
+// the journal has it later already: a fleet that boots at once, after a
+// power cut, does not check in at once. Events to report (the 3/2 after
+// a reboot, a rollback) and an update in progress do not wait.
+func (a *Agent) delayFirstCheck(now time.Time) {
+	d := a.Config.InitialDelay
+	if d <= 0 || a.j.Phase != Idle {
+		return
+	}
+	a.j.NextCheck = later(a.j.NextCheck, now.Add(fuzz(d, d*5/7)))
+}
+
+// fuzz is d ± spread, uniformly.
+func fuzz(d, spread time.Duration) time.Duration {
+	return d - spread + time.Duration(rand.Int64N(int64(2*spread)+1))
 }
 
 func (a *Agent) check(ctx context.Context) error {
@@ -603,19 +624,55 @@ func (a *Agent) install(ctx context.Context) error {
 	return nil
 }
 
+// lockErrorPrefix starts the LastError of a reboot lock that could not
+// be taken; taking the lock clears such an error (and only such).
+const lockErrorPrefix = "reboot lock ("
+
 func (a *Agent) takeLock(ctx context.Context) error {
 	a.j.Phase = WaitingForLock
 	if err := a.save("waiting-for-lock"); err != nil {
 		return err
 	}
-	if err := a.Lock.Acquire(ctx); err != nil {
-		a.j.LastError = fmt.Sprintf("reboot lock (%s): %v", a.Config.Strategy, err)
+	// Acquire retries inside; each failed attempt is shown in the status
+	// and the log while it does: the backend's error as the last error,
+	// or, when the lock is merely full, who holds it (no error).
+	var saveErr error
+	logged := ""
+	observed := coord.WithObserver(ctx, func(at coord.Attempt) {
+		msg, holders := "", at.Holders
+		if at.Err != nil {
+			msg = fmt.Sprintf("%s%s): %v (retrying in %s)", lockErrorPrefix, a.Config.Strategy, at.Err, at.Wait.Round(time.Second))
+			holders = a.j.LockHolders // unknown now: keep what was seen
+		} else if !strings.HasPrefix(a.j.LastError, lockErrorPrefix) {
+			msg = a.j.LastError // not the lock's: leave it
+		}
+		if at.Err != nil && at.Err.Error() != logged {
+			// Once per distinct error: the backend logs its retries itself.
+			logged = at.Err.Error()
+			a.log().Warn("agent: reboot lock unavailable, retrying", "strategy", a.Config.Strategy, "err", at.Err, "retry_in", at.Wait)
+		}
+		if msg == a.j.LastError && slices.Equal(holders, a.j.LockHolders) {
+			return // a watch woke, nothing new to show
+		}
+		a.j.LastError, a.j.LockHolders = msg, slices.Clone(holders)
+		if err := SaveJournal(a.dir(), a.j); err != nil && saveErr == nil {
+			saveErr = err
+		}
+	})
+	if err := a.Lock.Acquire(observed); err != nil {
+		a.j.LastError = fmt.Sprintf("%s%s): %v", lockErrorPrefix, a.Config.Strategy, err)
 		a.j.NextCheck = a.now().Add(coord.Backoff(a.j.Failures))
 		a.j.Failures++
 		_ = a.save("lock-failed")
 		return errors.New(a.j.LastError)
 	}
-	a.j.LockHeld, a.j.Failures = true, 0
+	if saveErr != nil {
+		a.log().Warn("agent: could not journal the reboot lock's state while waiting", "err", saveErr)
+	}
+	if strings.HasPrefix(a.j.LastError, lockErrorPrefix) {
+		a.j.LastError = ""
+	}
+	a.j.LockHeld, a.j.LockHolders, a.j.Failures = true, nil, 0
 	return a.save("lock-taken")
 }
 

@@ -58,6 +58,11 @@ type Config struct {
 	// PollInterval is STRATA_POLL_INTERVAL= (a Go duration, default
 	// update_engine's 45 min); a server's PollInterval overrides it.
 	PollInterval time.Duration
+	// InitialDelay is STRATA_INITIAL_DELAY= (a Go duration): how long the
+	// daemon waits after it starts before its first regular check,
+	// update_engine's 7 min ±5, by default at most PollInterval; 0 checks
+	// at once. `agent check --once` never waits.
+	InitialDelay time.Duration
 	// ExtensionApps are STRATA_EXTENSION_APPS=: extensions updated over
 	// Omaha as their own apps, under their group's rollout policy.
 	ExtensionApps []ExtensionApp
@@ -69,6 +74,10 @@ type Config struct {
 
 // DefaultPollInterval is update_engine's check interval.
 const DefaultPollInterval = 45 * time.Minute
+
+// DefaultInitialDelay is update_engine's wait before its first check
+// after it starts (update_check_scheduler.cc, kTimeoutInitialInterval).
+const DefaultInitialDelay = 7 * time.Minute
 
 // Disabled reports whether updates are off (no server, or SERVER=disabled
 // as Flatcar documents it).
@@ -186,6 +195,14 @@ func ParseConfig(layers []Layer) (Config, error) {
 			return Config{}, fmt.Errorf("STRATA_POLL_INTERVAL=%q: want a positive duration like 45m", v)
 		}
 		c.PollInterval = d
+	}
+	c.InitialDelay = min(DefaultInitialDelay, c.PollInterval)
+	if v := get("STRATA_INITIAL_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return Config{}, fmt.Errorf("STRATA_INITIAL_DELAY=%q: want a duration like 7m, or 0 to check at start", v)
+		}
+		c.InitialDelay = d
 	}
 	c.RebootCommand = get("STRATA_REBOOT_COMMAND")
 	if c.ExtensionApps, err = ParseExtensionApps(get("STRATA_EXTENSION_APPS")); err != nil {

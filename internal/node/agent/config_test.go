@@ -33,8 +33,18 @@ func TestParseConfigPrecedence(t *testing.T) {
 	if !reflect.DeepEqual(c.HealthChecks, []string{"true", "test -e /etc/ok"}) || !reflect.DeepEqual(c.HealthUnits, []string{"sshd.service", "kubelet.service"}) {
 		t.Fatalf("health %q %q", c.HealthChecks, c.HealthUnits)
 	}
-	if c.PollInterval != 10*time.Minute || c.AppID != DefaultAppID {
-		t.Fatalf("poll %v app %s", c.PollInterval, c.AppID)
+	if c.PollInterval != 10*time.Minute || c.AppID != DefaultAppID || c.InitialDelay != DefaultInitialDelay {
+		t.Fatalf("poll %v initial delay %v app %s", c.PollInterval, c.InitialDelay, c.AppID)
+	}
+	// The first check waits at most one poll interval, unless told.
+	for in, want := range map[string]time.Duration{
+		"STRATA_POLL_INTERVAL=250ms\n":                        250 * time.Millisecond,
+		"STRATA_INITIAL_DELAY=0\n":                            0,
+		"STRATA_POLL_INTERVAL=1m\nSTRATA_INITIAL_DELAY=20m\n": 20 * time.Minute,
+	} {
+		if c, err := ParseConfig([]Layer{{"x", []byte(in)}}); err != nil || c.InitialDelay != want {
+			t.Errorf("%q: initial delay %v %v, want %v", in, c.InitialDelay, err, want)
+		}
 	}
 }
 
@@ -58,6 +68,7 @@ func TestParseConfigDefaultsAndErrors(t *testing.T) {
 		"LOCKSMITHD_REBOOT_WINDOW_START=04:00\n":         "set both or neither",
 		"just words\n":                                   "x line 1",
 		"STRATA_POLL_INTERVAL=often\n":                   "STRATA_POLL_INTERVAL",
+		"STRATA_INITIAL_DELAY=-1m\n":                     "STRATA_INITIAL_DELAY",
 		"REBOOT_STRATEGY=fleetlock\n":                    "FLEETLOCK_URL",
 		"SERVER=fleet.example.org\n":                     "not an http(s) URL",
 		"STRATA_EXTENSION_APPS=../etc\n":                 "not an extension name",

@@ -3,12 +3,14 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,8 +19,25 @@ import (
 	"github.com/stratalinux/strata/internal/coord/etcdlock"
 )
 
+// freePort is a 127.0.0.1 port nothing listens on (just closed).
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
 // startEtcd runs one real etcd member on 127.0.0.1 and returns its URL.
 func startEtcd(t *testing.T) string {
+	t.Helper()
+	return startEtcdAt(t, fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+}
+
+// startEtcdAt runs one real etcd member serving clients at cu.
+func startEtcdAt(t *testing.T, cu string) string {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
@@ -27,16 +46,8 @@ func startEtcd(t *testing.T) string {
 		}
 		t.Skipf("etcd not found: %v", err)
 	}
-	port := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
 	dir := t.TempDir()
-	cu, pu := fmt.Sprintf("http://127.0.0.1:%d", port()), fmt.Sprintf("http://127.0.0.1:%d", port())
+	pu := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	cmd := exec.Command(bin, "--name", "m0", "--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", cu, "--advertise-client-urls", cu, "--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu,
 		"--initial-cluster", "m0="+pu, "--listen-metrics-urls", "")
@@ -144,8 +155,35 @@ func rebootsOneAtATime(t *testing.T, e *fleetEnv, configure func(*Config), holde
 	}
 	a2 := withLock(n2, "A")
 	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	waiting := make(chan Journal, 1)
+	go func() {
+		// While it waits, a full lock is no error; the holders are shown
+		// when the backend names them (etcd does, FleetLock does not).
+		var j Journal
+		var since time.Time
+		for short.Err() == nil {
+			var err error
+			if j, err = LoadJournal(a2.dir()); err != nil {
+				t.Error(err)
+				break
+			}
+			if j.Phase == WaitingForLock && since.IsZero() {
+				since = time.Now()
+			}
+			if !since.IsZero() && (len(j.LockHolders) > 0 || time.Since(since) > 300*time.Millisecond) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		waiting <- j
+	}()
 	_, err := a2.RunOnce(short, true)
 	cancel()
+	if j := <-waiting; j.Phase != WaitingForLock || j.LastError != "" || len(j.LockHolders) > 0 && !slices.Equal(j.LockHolders, []string{n1.mid}) {
+		t.Fatalf("node 2's saved status while waiting for a full lock: %+v", j)
+	} else {
+		t.Logf("node 2 waiting, holders shown: %q", j.LockHolders)
+	}
 	if err == nil || a2.Journal().Phase != WaitingForLock || n2.reboots != 0 {
 		t.Fatalf("node 2 while node 1 holds the slot: %v %+v, %d reboots", err, a2.Journal(), n2.reboots)
 	}
@@ -212,4 +250,133 @@ func TestAgentHandsRebootToKured(t *testing.T) {
 	if got := n.events(t); !slices.Equal(got, []string{"13/1", "14/1", "3/1", "3/2<1.0.0"}) {
 		t.Fatalf("events %q", got)
 	}
+}
+
+// The lock backend is down (nothing listens on its port): the agent
+// installs the update, waits for the lock and shows the backend's error,
+// naming the endpoint, in its saved status within seconds, while nothing
+// else changes (installed, not rebooted). With etcd, once etcd comes up on
+// that port the agent takes the lock and the error is gone.
+func TestAgentShowsLockBackendDown(t *testing.T) {
+	e := newFleetEnv(t)
+	for _, tc := range []struct {
+		name      string
+		configure func(c *Config, url string)
+		comeUp    func(t *testing.T, url string)
+	}{
+		{"etcd-lock", func(c *Config, u string) { c.Strategy, c.EtcdEndpoints = coord.EtcdLock, []string{u} },
+			func(t *testing.T, u string) { startEtcdAt(t, u) }},
+		{"fleetlock", func(c *Config, u string) { c.Strategy, c.FleetLockURL = coord.FleetLock, u+"/" }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+			n := e.node(t)
+			a := n.agent(t, "A", nil)
+			tc.configure(&a.Config, url)
+			l, closeLock, err := NewLock(a.Config, a.Root, n.mid, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { closeLock() })
+			a.Lock = l
+			logs := &lockedBuffer{}
+			a.Log = slog.New(slog.NewTextHandler(logs, nil))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if err := a.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				j   Journal
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				_, err := a.RunOnce(ctx, true)
+				done <- result{a.Journal(), err}
+			}()
+			saved := func() Journal {
+				t.Helper()
+				j, err := LoadJournal(a.dir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return j
+			}
+			// Timed from the saved waiting-for-lock (the update's download
+			// and install before it are not the lock's).
+			start, waitingSince := time.Now(), time.Time{}
+			var j Journal
+			for j = saved(); !strings.Contains(j.LastError, url); j = saved() {
+				if j.Phase == WaitingForLock && waitingSince.IsZero() {
+					waitingSince = time.Now()
+				}
+				if time.Since(start) > 30*time.Second {
+					t.Fatalf("no error naming %s in the saved status after 30 s: %+v", url, j)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if waitingSince.IsZero() {
+				waitingSince = time.Now()
+			}
+			t.Logf("%s after waiting-for-lock: %s", time.Since(waitingSince).Round(time.Millisecond), j.LastError)
+			if d := time.Since(waitingSince); d > 5*time.Second {
+				t.Errorf("the backend's error took %s to show", d)
+			}
+			if j.Phase != WaitingForLock || j.LockHeld || j.TargetSlot != "B" || strings.Contains(j.LastError, "\n") {
+				t.Fatalf("saved status while the lock backend is down: %+v", j)
+			}
+			if n.reboots != 0 {
+				t.Fatalf("%d reboots while the lock backend is down", n.reboots)
+			}
+			if l := logs.String(); strings.Count(l, "reboot lock unavailable") != 1 || !strings.Contains(l, url) {
+				t.Fatalf("log while the lock backend is down, want one line naming %s:\n%s", url, l)
+			}
+			if got := n.events(t); !slices.Equal(got, []string{"13/1", "14/1", "3/1"}) {
+				t.Fatalf("events %q", got)
+			}
+			if next, _ := n.slots(t); next != "B" {
+				t.Fatalf("boot loader picks %s, want the installed B still armed", next)
+			}
+			if tc.comeUp == nil {
+				cancel()
+				r := <-done
+				if r.err == nil || r.j.Phase != WaitingForLock || !strings.Contains(r.j.LastError, url) || n.reboots != 0 {
+					t.Fatalf("after giving up: %v %+v", r.err, r.j)
+				}
+				return
+			}
+			tc.comeUp(t, url)
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("lock not taken 30 s after the backend came up: %+v", saved())
+			}
+			if r.err != nil || r.j.Phase != Rebooting || !r.j.LockHeld || r.j.LastError != "" || n.reboots != 1 {
+				t.Fatalf("after the backend came up: %v %+v, %d reboots", r.err, r.j, n.reboots)
+			}
+			if j := saved(); j.LastError != "" || !j.LockHeld {
+				t.Fatalf("saved status after the lock was taken: %+v", j)
+			}
+		})
+	}
+}
+
+// lockedBuffer is a log sink the agent's goroutine writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -210,6 +210,52 @@ func TestAgentRunFollowsPollInterval(t *testing.T) {
 	}
 }
 
+// The daemon's first regular check waits InitialDelay ± 5/7 of it
+// (update_engine's 7 min ±5); a journal whose next check is later keeps
+// it; the periodic fuzz is ±1/9 (update_engine's 45 min ±5).
+func TestAgentRunDelaysFirstCheck(t *testing.T) {
+	e := newFleetEnv(t)
+	f := newFakeOmaha(t, nil)
+	f.answer = func(string) []byte {
+		return []byte(`<response protocol="3.0"><app appid="` + osApp + `" status="ok"><updatecheck status="noupdate"></updatecheck></app></response>`)
+	}
+	n := e.node(t)
+	a := n.agent(t, "A", nil)
+	a.Config.Server = f.url + "/v1/update/"
+	a.Config.InitialDelay = 2 * time.Second // first check in 0.57 … 3.43 s
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := a.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	reqs := f.requests
+	f.mu.Unlock()
+	if next := a.Journal().NextCheck.Sub(start); reqs != 0 || next < 570*time.Millisecond || next > 3430*time.Millisecond {
+		t.Fatalf("%d checks in the first 0.4 s; next check in %s, want 0.57 … 3.43 s", reqs, next)
+	}
+	// Later already: kept.
+	far := time.Now().Add(time.Hour)
+	a.j.NextCheck = far
+	a.delayFirstCheck(time.Now())
+	if !a.j.NextCheck.Equal(far) {
+		t.Fatalf("next check moved from %s to %s", far, a.j.NextCheck)
+	}
+	a.Config.PollInterval = 45 * time.Minute
+	lo, hi := time.Hour, time.Duration(0)
+	for range 2000 {
+		d := a.interval(0)
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if lo < 40*time.Minute || hi > 50*time.Minute || lo > 41*time.Minute || hi < 49*time.Minute {
+		t.Fatalf("periodic interval spread %s … %s, want 40 … 50 min", lo, hi)
+	}
+}
+
 // BenchmarkIdleCheck is one noupdate check of an idle agent: request,
 // answer, journal write.
 func BenchmarkIdleCheck(b *testing.B) {

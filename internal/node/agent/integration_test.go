@@ -163,7 +163,7 @@ func (n *node) agent(t *testing.T, booted string, hook func(string) error) *Agen
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ParseConfig([]Layer{{"test", []byte("SERVER=" + n.env.omaha + "\nGROUP=stable\nSTRATA_HEALTH_CHECK=true\nSTRATA_POLL_INTERVAL=1h\n")}})
+	cfg, err := ParseConfig([]Layer{{"test", []byte("SERVER=" + n.env.omaha + "\nGROUP=stable\nSTRATA_HEALTH_CHECK=true\nSTRATA_POLL_INTERVAL=1h\nSTRATA_INITIAL_DELAY=0\n")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,8 +94,11 @@ type Journal struct {
 	TargetSlot  string `json:"target_slot,omitempty"`
 	// ArmedBootID is the boot the target was armed in: a different boot
 	// id later means the machine rebooted.
-	ArmedBootID string     `json:"armed_boot_id,omitempty"`
-	LockHeld    bool       `json:"lock_held,omitempty"`
+	ArmedBootID string `json:"armed_boot_id,omitempty"`
+	LockHeld    bool   `json:"lock_held,omitempty"`
+	// LockHolders are who held the reboot lock's slots when it was last
+	// seen full (etcd-lock names them), while waiting for it.
+	LockHolders []string   `json:"lock_holders,omitempty"`
 	Skip        []string   `json:"skip,omitempty"` // rolled back: not retried until something newer
 	Outbox      []Outgoing `json:"outbox,omitempty"`
 	Seq         int        `json:"seq"`
