@@ -10,13 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stratalinux/strata/internal/ddi"
 	"github.com/stratalinux/strata/internal/dm"
 	"github.com/stratalinux/strata/internal/imagepolicy"
-	"github.com/stratalinux/strata/internal/pkcs7"
 	"github.com/stratalinux/strata/internal/testutil/exttest"
+	"github.com/stratalinux/strata/internal/testutil/keytest"
 	"github.com/stratalinux/strata/internal/testutil/privtest"
 )
 
@@ -29,19 +28,8 @@ type testKey struct {
 
 func newTestKey(t *testing.T, cn string) testKey {
 	t.Helper()
-	keyPEM, certPEM, err := pkcs7.Generate("rsa", cn, time.Now(), 30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := pkcs7.ParsePrivateKeyPEM(keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := pkcs7.ParseCertificatesPEM(certPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testKey{k, cs[0], certPEM}
+	k := keytest.New(t, cn)
+	return testKey{k.Signer, k.Cert, k.CertPEM}
 }
 
 // bakeDDI makes sysext NAME as a DDI (usr + verity [+ signature by k]).

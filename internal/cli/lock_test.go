@@ -1,36 +1,20 @@
 package cli
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/stratalinux/strata/internal/testutil/buftest"
 	"github.com/stratalinux/strata/internal/testutil/exttest"
 	"github.com/stratalinux/strata/internal/testutil/privtest"
 	"golang.org/x/sys/unix"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuf = buftest.Buffer
 
 type running struct {
 	cmd    *exec.Cmd

@@ -2,42 +2,18 @@ package cli
 
 import (
 	"bytes"
-	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stratalinux/strata/internal/initrd"
+	"github.com/stratalinux/strata/internal/testutil/elftest"
 )
 
 // tinyELF is an x86-64 ELF header with one program header of type typ: enough for debug/elf, which
 // is all `os initrd` asks of --strata.
-func tinyELF(typ uint32) []byte {
-	var b bytes.Buffer
-	b.Write([]byte{0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
-	le := binary.LittleEndian
-	w := func(v any) { _ = binary.Write(&b, le, v) }
-	w(uint16(2))      // ET_EXEC
-	w(uint16(62))     // EM_X86_64
-	w(uint32(1))      // version
-	w(uint64(0x1000)) // entry
-	w(uint64(64))     // phoff
-	w(uint64(0))      // shoff
-	w(uint32(0))      // flags
-	w(uint16(64))     // ehsize
-	w(uint16(56))     // phentsize
-	w(uint16(1))      // phnum
-	w(uint16(64))     // shentsize
-	w(uint16(0))      // shnum
-	w(uint16(0))      // shstrndx
-	w(typ)
-	w(uint32(5))
-	for i := 0; i < 6; i++ {
-		w(uint64(0))
-	}
-	return b.Bytes()
-}
+var tinyELF = elftest.WithProg
 
 func TestOSInitrdIsReproducibleAndHoldsInitAndModules(t *testing.T) {
 	dir := t.TempDir()

@@ -14,12 +14,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stratalinux/strata/internal/gpt"
 	"github.com/stratalinux/strata/internal/imagepolicy"
-	"github.com/stratalinux/strata/internal/pkcs7"
 	"github.com/stratalinux/strata/internal/testutil/exttest"
+	"github.com/stratalinux/strata/internal/testutil/keytest"
 	"github.com/stratalinux/strata/internal/testutil/privtest"
 )
 
@@ -31,23 +30,12 @@ type signer struct {
 
 func newSigner(t *testing.T, dir, cn string) signer {
 	t.Helper()
-	keyPEM, certPEM, err := pkcs7.Generate("rsa", cn, time.Now(), 30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := pkcs7.ParsePrivateKeyPEM(keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := pkcs7.ParseCertificatesPEM(certPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := keytest.New(t, cn)
 	p := filepath.Join(dir, cn+".crt")
-	if err := os.WriteFile(p, certPEM, 0o644); err != nil {
+	if err := os.WriteFile(p, k.CertPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return signer{k, cs[0], p}
+	return signer{k.Signer, k.Cert, p}
 }
 
 func fsImage(t *testing.T, dir string) string {

@@ -3,12 +3,11 @@ package fsread
 import (
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"strings"
-	"unicode/utf16"
 
 	"github.com/stratalinux/strata/internal/fsmagic"
+	"github.com/stratalinux/strata/internal/gpt"
 )
 
 // Partition is a GPT partition table entry.
@@ -30,14 +29,6 @@ type Partition struct {
 const (
 	GPTFlagReadOnly = 1 << 60
 	GPTFlagNoAuto   = 1 << 63
-)
-
-// Bounds on the partition entry array: the UEFI default is 128 entries of
-// 128 bytes; allow far more without letting a header demand gigabytes.
-const (
-	maxGPTEntries    = 1024
-	maxGPTEntryBytes = 4096
-	maxGPTArrayBytes = 1 << 20
 )
 
 // LinuxGenericType is the GPT type UUID for generic Linux data.
@@ -142,97 +133,41 @@ func ReadGPT(r io.ReaderAt, size int64) ([]Partition, error) {
 	return nil, fmt.Errorf("read GPT: %w", errors.Join(errs...))
 }
 
+// readGPTAt reads the copy of the table at lba through gpt.ReadCopy, the
+// one GPT parser (CRCs, and every size and count from the header bounded),
+// and turns its entries into Partitions.
 func readGPTAt(rd *reader, sector, lba int64) ([]Partition, error) {
-	hdr, err := rd.bytes(lba*sector, int(sector))
+	t, err := gpt.ReadCopy(readerAt{rd}, rd.size, sector, uint64(lba))
 	if err != nil {
 		return nil, err
 	}
-	if string(hdr[:8]) != fsmagic.GPTSignature {
-		return nil, errors.New("no \"EFI PART\" signature")
-	}
-	hsize := u32(hdr[12:])
-	if hsize < 92 || int64(hsize) > sector {
-		return nil, fmt.Errorf("header size %d out of range", hsize)
-	}
-	want := u32(hdr[16:])
-	h := append([]byte(nil), hdr[:hsize]...)
-	clear(h[16:20])
-	if got := crc32.ChecksumIEEE(h); got != want {
-		return nil, fmt.Errorf("header CRC32 %08x, want %08x", got, want)
-	}
-	if cur := u64(hdr[24:]); cur != uint64(lba) {
-		return nil, fmt.Errorf("header says it is at LBA %d, found at LBA %d", cur, lba)
-	}
-	entLBA := u64(hdr[72:])
-	count := u32(hdr[80:])
-	esize := u32(hdr[84:])
-	arrayCRC := u32(hdr[88:])
-	if esize < 128 || esize%8 != 0 || esize > maxGPTEntryBytes {
-		return nil, fmt.Errorf("partition entry size %d out of range", esize)
-	}
-	if count > maxGPTEntries || uint64(count)*uint64(esize) > maxGPTArrayBytes {
-		return nil, fmt.Errorf("%d partition entries of %d bytes exceed the limit", count, esize)
-	}
-	sectors := uint64(rd.size / sector)
-	if entLBA < 1 || entLBA >= sectors {
-		return nil, fmt.Errorf("partition entry LBA %d outside the %d-sector disk", entLBA, sectors)
-	}
-	arr, err := rd.bytes(int64(entLBA)*sector, int(count*esize))
-	if err != nil {
-		return nil, fmt.Errorf("read partition entries: %w", err)
-	}
-	if got := crc32.ChecksumIEEE(arr); got != arrayCRC {
-		return nil, fmt.Errorf("partition entry array CRC32 %08x, want %08x", got, arrayCRC)
-	}
-	var parts []Partition
-	for i := range int(count) {
-		e := arr[i*int(esize) : (i+1)*int(esize)]
-		typ := e[0:16]
-		if allZero(typ) {
-			continue
-		}
-		first, last := u64(e[32:]), u64(e[40:])
-		if first == 0 || last < first || last >= sectors {
-			return nil, fmt.Errorf("partition %d spans LBA %d..%d outside the %d-sector disk", i+1, first, last, sectors)
+	parts := make([]Partition, 0, len(t.Partitions))
+	for _, p := range t.Partitions {
+		// LBA 0 is the protective MBR: no partition may start there.
+		if p.FirstLBA == 0 {
+			return nil, fmt.Errorf("partition %d spans LBA %d..%d, over the protective MBR", p.Index, p.FirstLBA, p.LastLBA)
 		}
 		parts = append(parts, Partition{
-			Index:  i + 1,
-			Type:   guidString(typ),
-			UUID:   guidString(e[16:32]),
-			Label:  utf16Label(e[56:128]),
-			Flags:  u64(e[48:]),
-			Offset: int64(first) * sector,
-			Size:   int64(last-first+1) * sector,
+			Index:  p.Index,
+			Type:   p.Type.String(),
+			UUID:   p.UUID.String(),
+			Label:  p.Name,
+			Flags:  p.Attributes,
+			Offset: int64(p.FirstLBA) * sector,
+			Size:   int64(p.LastLBA-p.FirstLBA+1) * sector,
 		})
 	}
 	return parts, nil
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
+// readerAt reads through the image's bounds-checked reader.
+type readerAt struct{ rd *reader }
 
-// guidString formats a GPT GUID, whose first three fields are stored
-// little-endian, as a lowercase dashed UUID.
-func guidString(b []byte) string {
-	return fmt.Sprintf("%08x-%04x-%04x-%x-%x", u32(b[0:]), u16(b[4:]), u16(b[6:]), b[8:10], b[10:16])
-}
-
-func utf16Label(b []byte) string {
-	u := make([]uint16, 0, len(b)/2)
-	for i := 0; i+1 < len(b); i += 2 {
-		c := u16(b[i:])
-		if c == 0 {
-			break
-		}
-		u = append(u, c)
+func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := r.rd.readAt(p, off); err != nil {
+		return 0, err
 	}
-	return string(utf16.Decode(u))
+	return len(p), nil
 }
 
 // pickPartition chooses the partition holding a system extension's file

@@ -146,11 +146,11 @@ func Read(r io.ReaderAt, size int64) (*Table, error) {
 	if sectors < 3 {
 		return nil, fmt.Errorf("read GPT: disk of %d bytes is too small", size)
 	}
-	t, perr := readCopy(r, sectors, 1)
+	t, perr := ReadCopy(r, size, SectorSize, 1)
 	if perr == nil {
 		return t, nil
 	}
-	t, berr := readCopy(r, sectors, sectors-1)
+	t, berr := ReadCopy(r, size, SectorSize, sectors-1)
 	if berr == nil {
 		t.FromBackup = true
 		return t, nil
@@ -158,16 +158,28 @@ func Read(r io.ReaderAt, size int64) (*Table, error) {
 	return nil, fmt.Errorf("read GPT: %w: primary: %v; backup: %v", ErrNoTable, perr, berr)
 }
 
-func readCopy(r io.ReaderAt, sectors, lba uint64) (*Table, error) {
-	var sec [SectorSize]byte
-	if _, err := r.ReadAt(sec[:], int64(lba)*SectorSize); err != nil {
+// ReadCopy reads one copy of the table of a disk image of size bytes with sector-byte sectors (512 or
+// 4096): the header at lba and its entries, each checked against its CRC32 and every size and count
+// bounded. Read uses it for the primary and then the backup copy; fsread, which also reads 4096-byte
+// sector images, picks the copies itself. A Table's Start and Size assume 512-byte sectors: with 4096,
+// use FirstLBA and LastLBA times the sector size.
+func ReadCopy(r io.ReaderAt, size, sector int64, lba uint64) (*Table, error) {
+	if sector != 512 && sector != 4096 {
+		return nil, fmt.Errorf("header at LBA %d: sector size %d, want 512 or 4096", lba, sector)
+	}
+	sectors := uint64(size / sector)
+	if lba >= sectors {
+		return nil, fmt.Errorf("header at LBA %d: outside the %d-sector disk", lba, sectors)
+	}
+	sec := make([]byte, sector)
+	if _, err := r.ReadAt(sec, int64(lba)*sector); err != nil {
 		return nil, fmt.Errorf("header at LBA %d: %w", lba, err)
 	}
 	if string(sec[0:8]) != signature {
 		return nil, fmt.Errorf("header at LBA %d: no %q signature", lba, signature)
 	}
 	hsize := binary.LittleEndian.Uint32(sec[12:])
-	if hsize < headerSize || hsize > SectorSize {
+	if hsize < headerSize || int64(hsize) > sector {
 		return nil, fmt.Errorf("header at LBA %d: header size %d out of range", lba, hsize)
 	}
 	want := binary.LittleEndian.Uint32(sec[16:])
@@ -193,17 +205,17 @@ func readCopy(r io.ReaderAt, sectors, lba uint64) (*Table, error) {
 	}
 	total := uint64(n) * uint64(esz)
 	if total > maxEntryBytes {
-		return nil, fmt.Errorf("header at LBA %d: %d entries of %d bytes exceed the %d byte bound", lba, n, esz, maxEntryBytes)
+		return nil, fmt.Errorf("header at LBA %d: %d entries of %d bytes exceed the limit of %d bytes", lba, n, esz, maxEntryBytes)
 	}
-	if entLBA >= sectors || (total+SectorSize-1)/SectorSize > sectors-entLBA {
+	if entLBA < 1 || entLBA >= sectors || (total+uint64(sector)-1)/uint64(sector) > sectors-entLBA {
 		return nil, fmt.Errorf("header at LBA %d: entry array at LBA %d runs past the disk", lba, entLBA)
 	}
 	ents := make([]byte, total)
-	if _, err := r.ReadAt(ents, int64(entLBA)*SectorSize); err != nil {
+	if _, err := r.ReadAt(ents, int64(entLBA)*sector); err != nil {
 		return nil, fmt.Errorf("entries at LBA %d: %w", entLBA, err)
 	}
 	if got, want := crc32.ChecksumIEEE(ents), binary.LittleEndian.Uint32(sec[88:]); got != want {
-		return nil, fmt.Errorf("entries at LBA %d: CRC32 %08x, header says %08x", entLBA, got, want)
+		return nil, fmt.Errorf("entries at LBA %d: entry array CRC32 %08x, header says %08x", entLBA, got, want)
 	}
 	t := &Table{FirstUsableLBA: first, LastUsableLBA: last}
 	copy(t.DiskGUID[:], sec[56:72])

@@ -2,7 +2,6 @@ package merge
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,12 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stratalinux/strata/internal/imageclass"
+	"github.com/stratalinux/strata/internal/testutil/buftest"
 	"github.com/stratalinux/strata/internal/testutil/exttest"
 	"github.com/stratalinux/strata/internal/testutil/privtest"
 	"golang.org/x/sys/unix"
@@ -81,22 +80,7 @@ type helper struct {
 	code   int
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = buftest.Buffer
 
 func startHelper(t *testing.T, op string, class imageclass.Class, root string, hold bool) *helper {
 	t.Helper()

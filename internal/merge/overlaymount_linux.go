@@ -28,7 +28,7 @@ func mountOverlay(source, target string, flags uintptr, data string) error {
 	if err := unix.FsconfigSetString(fd, "source", source); err != nil {
 		return fmt.Errorf("fsconfig source: %w", err)
 	}
-	for _, o := range splitUnescaped(data) {
+	for _, o := range splitEscaped(data, ',') {
 		key, val, hasVal := strings.Cut(o, "=")
 		switch {
 		case key == "lowerdir":
@@ -73,18 +73,11 @@ func mountOverlay(source, target string, flags uintptr, data string) error {
 // splitLayers splits a lowerdir list on unescaped colons and removes the
 // escapes: fsconfig takes each layer's path as it is.
 func splitLayers(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case ':':
-			out = append(out, unescapeLayer(s[start:i]))
-			start = i + 1
-		}
+	out := splitEscaped(s, ':')
+	for i, l := range out {
+		out[i] = unescapeLayer(l)
 	}
-	return append(out, unescapeLayer(s[start:]))
+	return out
 }
 
 func unescapeLayer(s string) string {

@@ -356,7 +356,7 @@ var vfsOptions = map[string]struct {
 // the filesystem's own, as mount(8) does, applying them to flags.
 func SplitOptions(flags uintptr, opts string) (uintptr, string) {
 	var rest []string
-	for _, o := range splitUnescaped(opts) {
+	for _, o := range splitEscaped(opts, ',') {
 		if v, ok := vfsOptions[o]; ok {
 			flags = flags&^v.clear | v.set
 			continue
@@ -368,15 +368,17 @@ func SplitOptions(flags uintptr, opts string) (uintptr, string) {
 	return flags, strings.Join(rest, ",")
 }
 
-// splitUnescaped splits on commas not escaped by a backslash.
-func splitUnescaped(s string) []string {
+// splitEscaped splits s on each sep not escaped by a backslash, keeping
+// the escapes: mount options split on ',' and a lowerdir list on ':' follow
+// the same rule, so both use this one.
+func splitEscaped(s string, sep byte) []string {
 	var out []string
 	start := 0
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
 		case '\\':
 			i++
-		case ',':
+		case sep:
 			out = append(out, s[start:i])
 			start = i + 1
 		}

@@ -6,15 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stratalinux/strata/internal/ddi"
 	"github.com/stratalinux/strata/internal/image"
 	"github.com/stratalinux/strata/internal/imageclass"
 	"github.com/stratalinux/strata/internal/imagepolicy"
 	"github.com/stratalinux/strata/internal/osrelease"
-	"github.com/stratalinux/strata/internal/pkcs7"
 	"github.com/stratalinux/strata/internal/testutil/exttest"
+	"github.com/stratalinux/strata/internal/testutil/keytest"
 	"github.com/stratalinux/strata/internal/testutil/privtest"
 )
 
@@ -25,16 +24,12 @@ import (
 func TestReadCandidateProtection(t *testing.T) {
 	privtest.RequireTools(t, "mksquashfs")
 	dir := t.TempDir()
-	keyPEM, certPEM, err := pkcs7.Generate("rsa", "fleet", time.Now(), 30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := pkcs7.ParsePrivateKeyPEM(keyPEM)
-	certs, _ := pkcs7.ParseCertificatesPEM(certPEM)
+	k := keytest.New(t, "fleet")
+	certPEM := k.CertPEM
 	tree := exttest.SysextTree(t, filepath.Join(dir, "tree"), "hello", "ID=_any\n", map[string]string{"usr/bin/hello": "#!/bin/sh\n"})
 	fs := exttest.Squashfs(t, tree, filepath.Join(dir, "hello.squashfs"))
 	img := filepath.Join(dir, "hello.raw")
-	if _, err := ddi.Bake(context.Background(), ddi.Request{FSImage: fs, Out: img, Designator: imagepolicy.Usr, Arch: ddi.NativeArch(), Verity: true, SignKey: key, SignCert: certs[0], Seed: "hello"}); err != nil {
+	if _, err := ddi.Bake(context.Background(), ddi.Request{FSImage: fs, Out: img, Designator: imagepolicy.Usr, Arch: ddi.NativeArch(), Verity: true, SignKey: k.Signer, SignCert: k.Cert, Seed: "hello"}); err != nil {
 		t.Fatal(err)
 	}
 	host := osrelease.Host{Release: osrelease.Release{"ID": "debian"}, Scope: osrelease.ScopeSystem}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,19 +17,8 @@ import (
 
 	"github.com/stratalinux/strata/internal/gpt"
 	"github.com/stratalinux/strata/internal/slot"
+	"github.com/stratalinux/strata/internal/testutil/privtest"
 )
-
-func needTools(t *testing.T, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s not installed (scripts/deps test installs it)", n)
-			}
-			t.Skipf("%s not installed", n)
-		}
-	}
-}
 
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
@@ -59,7 +49,7 @@ func usrTree(t *testing.T, version string) string {
 
 func bake(t *testing.T, dir, version string, sysext ...string) string {
 	t.Helper()
-	needTools(t, "mkfs.erofs", "mkfs.ext4", "mkfs.fat", "mcopy")
+	privtest.RequireTools(t, "mkfs.erofs", "mkfs.ext4", "mkfs.fat", "mcopy")
 	kernel := filepath.Join(dir, "vmlinuz")
 	if err := os.WriteFile(kernel, []byte("not really a kernel"), 0o644); err != nil {
 		t.Fatal(err)
@@ -86,8 +76,23 @@ func readTable(t *testing.T, f *os.File) (*gpt.Table, int64) {
 	return tb, st.Size()
 }
 
+// copyOut copies size bytes at off of the disk to path, for an external
+// tool that reads a partition as a file (veritysetup, debugfs), and
+// returns them.
+func copyOut(t *testing.T, disk io.ReaderAt, off, size int64, path string) []byte {
+	t.Helper()
+	b := make([]byte, size)
+	if _, err := disk.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestBakeSgdiskAndVeritysetup(t *testing.T) {
-	needTools(t, "sgdisk", "veritysetup", "debugfs")
+	privtest.RequireTools(t, "sgdisk", "veritysetup", "debugfs")
 	dir := t.TempDir()
 	ext := filepath.Join(dir, "tools.raw")
 	if err := os.WriteFile(ext, bytes.Repeat([]byte("x"), 10000), 0o644); err != nil {
@@ -124,13 +129,7 @@ func TestBakeSgdiskAndVeritysetup(t *testing.T) {
 	a := tb.ByIndex(IndexUSRA)
 	// veritysetup checks slot A's tree: the body copied out of the partition.
 	body := filepath.Join(dir, "usr-a.body")
-	b := make([]byte, rec.BodySize())
-	if _, err := f.ReadAt(b, a.Start()); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(body, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	b := copyOut(t, f, a.Start(), rec.BodySize(), body)
 	run(t, "veritysetup", "verify", body, body, rec.RootHash, "--hash-offset="+strconv.FormatInt(rec.HashOffset, 10))
 	// ... and refuses it with one flipped data byte.
 	b[100] ^= 1
@@ -143,13 +142,7 @@ func TestBakeSgdiskAndVeritysetup(t *testing.T) {
 	// ROOT holds the extension where the first boot merges it, labelled ROOT.
 	r := tb.ByIndex(IndexRoot)
 	rootImg := filepath.Join(dir, "root.ext4")
-	rb := make([]byte, r.Size())
-	if _, err := f.ReadAt(rb, r.Start()); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(rootImg, rb, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	copyOut(t, f, r.Start(), r.Size(), rootImg)
 	if out := run(t, "debugfs", "-R", "stat /var/lib/extensions/tools.raw", rootImg); !strings.Contains(out, "Size: 10000") {
 		t.Fatalf("extension on ROOT: %s", out)
 	}
@@ -180,7 +173,7 @@ func TestBakeReproducible(t *testing.T) {
 // payload bakes a disk for version and writes its slot-A payload to a file.
 func payload(t *testing.T, dir, version string) (string, Record) {
 	t.Helper()
-	needTools(t, "mkfs.erofs")
+	privtest.RequireTools(t, "mkfs.erofs")
 	img := filepath.Join(dir, "usr-"+version+".erofs")
 	run(t, "mkfs.erofs", "--quiet", "-T0", "-U00000000-0000-0000-0000-000000000000", img, usrTree(t, version))
 	p := filepath.Join(dir, "usr-"+version+".payload")
@@ -405,7 +398,7 @@ func TestAddExtensions(t *testing.T) {
 }
 
 func TestBakeCmdlineOnESP(t *testing.T) {
-	needTools(t, "mtype")
+	privtest.RequireTools(t, "mtype")
 	dir := t.TempDir()
 	disk := bake(t, dir, "1.0.0")
 	f, err := os.Open(disk)
@@ -441,7 +434,7 @@ func TestBakeCmdlineOnESP(t *testing.T) {
 // downloads, /etc), so its ext4 spans the whole partition, and e2fsck finds
 // it clean.
 func TestBakeRootFillsPartition(t *testing.T) {
-	needTools(t, "e2fsck")
+	privtest.RequireTools(t, "e2fsck")
 	disk := bake(t, t.TempDir(), "1.0.0")
 	f, err := os.Open(disk)
 	if err != nil {

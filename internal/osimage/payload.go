@@ -1,32 +1,32 @@
 package osimage
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/stratalinux/strata/internal/fsimage"
+	"github.com/stratalinux/strata/internal/fsmagic"
 )
 
-// DetectFS names the filesystem of a /usr image by its magic: erofs (0xE0F5E1E2 at 1024) or squashfs
-// ("hsqs" at 0).
-func DetectFS(r io.ReaderAt) (string, error) {
-	b := make([]byte, 1028)
-	if _, err := r.ReadAt(b, 0); err != nil {
-		return "", fmt.Errorf("read filesystem magic: %w", err)
+// usrFS names the file system of a /usr image as mount.usrfstype= and the
+// slot record take it: "erofs" or "squashfs". fsmagic sniffs it, as it does
+// for every other image.
+func usrFS(r io.ReaderAt, size int64) (string, error) {
+	k, err := fsmagic.Detect(r, size)
+	var unknown *fsmagic.UnknownError
+	if err != nil && !errors.As(err, &unknown) {
+		return "", err
 	}
-	switch {
-	case bytes.Equal(b[1024:1028], []byte{0xe2, 0xe1, 0xf5, 0xe0}):
-		return "erofs", nil
-	case string(b[0:4]) == "hsqs":
-		return "squashfs", nil
+	if k != fsmagic.Erofs && k != fsmagic.Squashfs {
+		return "", fmt.Errorf("not an erofs or squashfs image (build /usr with mkfs.erofs or mksquashfs, or pass a directory)")
 	}
-	return "", fmt.Errorf("not an erofs or squashfs image (build /usr with mkfs.erofs or mksquashfs, or pass a directory)")
+	return string(k), nil
 }
 
 // PayloadInfo is what the payload's record says beyond what is computed.
@@ -45,7 +45,7 @@ func WritePayload(ctx context.Context, fsImage string, info PayloadInfo, w io.Wr
 	if err != nil {
 		return Record{}, err
 	}
-	fsName, err := DetectFS(f)
+	fsName, err := usrFS(f, st.Size())
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", fsImage, err)
 	}

@@ -9,12 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stratalinux/strata/internal/testutil/privtest"
 )
 
 // TestVerityMatchesVeritysetup checks the stand-in tree against veritysetup format for tree shapes
 // with zero, one, two and three levels.
 func TestVerityMatchesVeritysetup(t *testing.T) {
-	needTools(t, "veritysetup")
+	privtest.RequireTools(t, "veritysetup")
 	for _, blocks := range []int{1, 2, 128, 129, 16500} {
 		t.Run(strconv.Itoa(blocks), func(t *testing.T) {
 			dir := t.TempDir()

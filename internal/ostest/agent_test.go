@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -28,6 +27,7 @@ import (
 	"github.com/stratalinux/strata/internal/node/agent"
 	"github.com/stratalinux/strata/internal/osimage"
 	"github.com/stratalinux/strata/internal/slot"
+	"github.com/stratalinux/strata/internal/testutil/fleettest"
 	"github.com/stratalinux/strata/internal/testutil/qemutest"
 )
 
@@ -309,23 +309,5 @@ func (w *world) bootNet(name, disk string) *qemutest.Machine {
 // first ("3/0:code", "3/2<previous").
 func events(t *testing.T, h *fleetHost, mid string) []string {
 	t.Helper()
-	d, err := h.api.Instance(context.Background(), "strata-os", mid)
-	if err != nil {
-		t.Fatalf("instance %s: %v", mid, err)
-	}
-	var out []string
-	for _, e := range d.Events {
-		s := fmt.Sprintf("%d/%d", e.Type, e.Result)
-		if e.ErrorCode != "" {
-			s += ":" + e.ErrorCode
-		}
-		if e.PreviousVersion != "" {
-			s += "<" + e.PreviousVersion
-		}
-		out = append(out, s)
-	}
-	if len(out) > 1 && d.Events[0].Created.After(d.Events[len(d.Events)-1].Created) {
-		slices.Reverse(out)
-	}
-	return out
+	return fleettest.Events(t, h.api, "strata-os", mid)
 }

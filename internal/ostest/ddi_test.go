@@ -6,13 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stratalinux/strata/internal/ddi"
 	"github.com/stratalinux/strata/internal/imagepolicy"
 	"github.com/stratalinux/strata/internal/osimage"
-	"github.com/stratalinux/strata/internal/pkcs7"
 	"github.com/stratalinux/strata/internal/testutil/exttest"
+	"github.com/stratalinux/strata/internal/testutil/keytest"
 )
 
 // TestSignedDDIsInQEMU: in a guest whose kernel has device-mapper, a DDI
@@ -25,19 +24,8 @@ func TestSignedDDIsInQEMU(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	key := func(cn string) (ddi.Request, []byte) {
-		keyPEM, certPEM, err := pkcs7.Generate("rsa", cn, time.Now(), 30)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := pkcs7.ParsePrivateKeyPEM(keyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cs, err := pkcs7.ParseCertificatesPEM(certPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ddi.Request{SignKey: k, SignCert: cs[0]}, certPEM
+		k := keytest.New(t, cn)
+		return ddi.Request{SignKey: k.Signer, SignCert: k.Cert}, k.CertPEM
 	}
 	trusted, trustedPEM := key("trusted")
 	untrusted, _ := key("untrusted")

@@ -3,6 +3,7 @@ package vm
 import (
 	"os"
 
+	"github.com/stratalinux/strata/internal/flake/vm/fdutil"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
@@ -15,7 +16,7 @@ func (e *Engine) termSize() (rows, cols int) {
 			continue
 		}
 		var ws *unix.Winsize
-		err := withFd(f, func(fd int) (err error) {
+		err := fdutil.Control(f, func(fd int) (err error) {
 			ws, err = unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
 			return err
 		})
@@ -29,27 +30,13 @@ func (e *Engine) termSize() (rows, cols int) {
 // makeRaw puts the terminal f in raw mode and returns what restores it.
 func makeRaw(f *os.File) (restore func(), err error) {
 	var old *term.State
-	if err := withFd(f, func(fd int) (err error) {
+	if err := fdutil.Control(f, func(fd int) (err error) {
 		old, err = term.MakeRaw(fd)
 		return err
 	}); err != nil {
 		return nil, err
 	}
 	return func() {
-		_ = withFd(f, func(fd int) error { return term.Restore(fd, old) })
+		_ = fdutil.Control(f, func(fd int) error { return term.Restore(fd, old) })
 	}, nil
-}
-
-// withFd runs fn on f's descriptor without f.Fd(), which would switch a
-// pollable file to blocking mode for good.
-func withFd(f *os.File, fn func(fd int) error) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
-		return err
-	}
-	return ferr
 }

@@ -30,19 +30,9 @@ import (
 	"github.com/stratalinux/strata/internal/osimage"
 	"github.com/stratalinux/strata/internal/rootfs"
 	"github.com/stratalinux/strata/internal/slot"
+	"github.com/stratalinux/strata/internal/testutil/fleettest"
+	"github.com/stratalinux/strata/internal/testutil/privtest"
 )
-
-func needTools(t *testing.T, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s not installed (scripts/deps test installs it)", n)
-			}
-			t.Skipf("%s not installed", n)
-		}
-	}
-}
 
 // fleetEnv is a real strata serve on 127.0.0.1 with the OS app at 1.0.0
 // and 2.0.0 (a real payload made by osimage, served by a file server,
@@ -72,7 +62,7 @@ func digests(b []byte) (string, string) {
 
 func newFleetEnv(t *testing.T) *fleetEnv {
 	t.Helper()
-	needTools(t, "mkfs.erofs", "mkfs.ext4", "mkfs.fat", "mcopy")
+	privtest.RequireTools(t, "mkfs.erofs", "mkfs.ext4", "mkfs.fat", "mcopy")
 	ctx := context.Background()
 	dir := t.TempDir()
 	e := &fleetEnv{files: filepath.Join(dir, "files"), disk: filepath.Join(dir, "disk-1.0.0.img")}
@@ -184,25 +174,7 @@ func (n *node) agent(t *testing.T, booted string, hook func(string) error) *Agen
 // events lists the instance's events as the server stored them, oldest first.
 func (n *node) events(t *testing.T) []string {
 	t.Helper()
-	d, err := n.env.api.Instance(context.Background(), "strata-os", n.mid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range d.Events {
-		s := fmt.Sprintf("%d/%d", e.Type, e.Result)
-		if e.ErrorCode != "" {
-			s += ":" + e.ErrorCode
-		}
-		if e.PreviousVersion != "" {
-			s += "<" + e.PreviousVersion
-		}
-		out = append(out, s)
-	}
-	if len(out) > 1 && d.Events[0].Created.After(d.Events[len(d.Events)-1].Created) {
-		slices.Reverse(out)
-	}
-	return out
+	return fleettest.Events(t, n.env.api, "strata-os", n.mid)
 }
 
 func (n *node) instance(t *testing.T) fleet.Instance {

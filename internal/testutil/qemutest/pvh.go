@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/stratalinux/strata/internal/repo"
 )
 
 // xenElfnotePhys32Entry is the ELF note (owner "Xen") that marks a
@@ -49,7 +51,7 @@ func PVHKernel(kernel string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	if err := writeAtomic(out, vmlinux); err != nil {
+	if err := repo.WriteAtomic(out, vmlinux, 0o644); err != nil {
 		return "", err
 	}
 	return out, nil
@@ -134,33 +136,3 @@ func checkPVH(b []byte) error {
 }
 
 func align4(n uint64) uint64 { return (n + 3) &^ 3 }
-
-// writeAtomic writes b to path by a temp file in the same directory,
-// fsync and rename, so concurrent test processes never see a part.
-func writeAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".vmlinux-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/stratalinux/strata/internal/flake/vm"
+	"github.com/stratalinux/strata/internal/flake/vm/fdutil"
 	"github.com/stratalinux/strata/internal/fsmagic"
 	"golang.org/x/sys/unix"
 )
@@ -279,7 +280,7 @@ func startOnPTY(c *exec.Cmd, root string, req vm.Request, out io.Writer) (comman
 			return
 		}
 		ws := &unix.Winsize{Row: uint16(min(rows, 0xffff)), Col: uint16(min(cols, 0xffff))}
-		_ = control(master, func(fd int) error { return unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, ws) })
+		_ = fdutil.Control(master, func(fd int) error { return unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, ws) })
 	}
 	resize(req.Rows, req.Cols)
 	c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
@@ -321,7 +322,7 @@ func openPTY(root string) (master, slave *os.File, err error) {
 		return nil, nil, fmt.Errorf("open a pseudo-terminal (is devpts mounted?): %w", err)
 	}
 	var peer int
-	err = control(master, func(fd int) error {
+	err = fdutil.Control(master, func(fd int) error {
 		if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
 			return err
 		}
@@ -337,20 +338,6 @@ func openPTY(root string) (master, slave *os.File, err error) {
 		return nil, nil, fmt.Errorf("open the pseudo-terminal's slave: %w", err)
 	}
 	return master, os.NewFile(uintptr(peer), "pty-slave"), nil
-}
-
-// control runs fn on f's descriptor without switching f to blocking mode
-// (f.Fd() would, and the read deadline would stop working).
-func control(f *os.File, fn func(fd int) error) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
-		return err
-	}
-	return ferr
 }
 
 type lockedWriter struct {
