@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratalinux/strata/internal/atomicfile"
 	"github.com/stratalinux/strata/internal/pgpsign"
 )
 
@@ -230,7 +231,7 @@ func placeImage(src, dest string, m *Manifest) (string, int64, bool, error) {
 	if err != nil {
 		return "", 0, false, fmt.Errorf("copy %s into the repository: %w", src, err)
 	}
-	if err := syncDir(filepath.Dir(dest)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(dest)); err != nil {
 		return "", 0, false, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, true, nil
@@ -256,42 +257,9 @@ func hashPath(p string) (string, error) {
 	return hashFile(f)
 }
 
-// WriteAtomic replaces path with data: a temporary file in the same
-// directory, fsync, rename, fsync of the directory.
+// WriteAtomic replaces path with data (atomicfile.Write).
 func WriteAtomic(path string, data []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".#"+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(path, data, mode)
 }
 
 // checkPrefixes refuses extension names where one is the other plus "-"

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/stratalinux/strata/internal/atomicfile"
 	"github.com/stratalinux/strata/internal/flake"
 )
 
@@ -68,36 +69,15 @@ func PullVM(ctx context.Context, imagesDir, name, kernel, rootfs, initrd string,
 	return dir, nil
 }
 
-// copyFile copies src to dst through a temporary file in dst's directory.
+// copyFile copies src to dst atomically.
 func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return fmt.Errorf("pull: %w", err)
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
+	if err := atomicfile.WriteFrom(dst, in, 0o600); err != nil {
 		return fmt.Errorf("pull %s: %w", src, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(dst))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
