@@ -283,6 +283,10 @@ type Options struct {
 	Step func(label string)
 	// ChunkSize is the unit of writing and hashing (default 256 KiB).
 	ChunkSize int
+	// Also, when set, is fed the same bytes as the SHA-256, the resumed
+	// part included: a second digest in the same pass (Omaha's SHA-1),
+	// which the caller checks.
+	Also hash.Hash
 }
 
 // chunk is the unit of writing and hashing.
@@ -304,11 +308,16 @@ func (c *Client) Resume(ctx context.Context, rawURL string, partial *os.File, wa
 		have = 0
 	}
 	h := sha256.New()
+	var w io.Writer = h
+	if opt.Also != nil {
+		opt.Also.Reset()
+		w = io.MultiWriter(h, opt.Also)
+	}
 	if have > 0 {
 		if _, err := partial.Seek(0, io.SeekStart); err != nil {
 			return "", err
 		}
-		if _, err := io.CopyN(h, partial, have); err != nil {
+		if _, err := io.CopyN(w, partial, have); err != nil {
 			return "", fmt.Errorf("rehash partial download %s: %w", partial.Name(), err)
 		}
 	}
@@ -330,6 +339,9 @@ func (c *Client) Resume(ctx context.Context, rawURL string, partial *os.File, wa
 	if start != have {
 		// The server sent the whole file: start over.
 		h.Reset()
+		if opt.Also != nil {
+			opt.Also.Reset()
+		}
 		if err := partial.Truncate(0); err != nil {
 			return "", err
 		}
@@ -348,7 +360,7 @@ func (c *Client) Resume(ctx context.Context, rawURL string, partial *os.File, wa
 	}
 	r := &stallReader{r: body, d: c.stall(), timer: time.AfterFunc(c.stall(), func() { cancel(errStalled) })}
 	defer r.timer.Stop()
-	if err := copyHashed(partial, h, r, have, total, opt); err != nil {
+	if err := copyHashed(partial, w, r, have, total, opt); err != nil {
 		var tl *TooLargeError
 		if errors.As(err, &tl) {
 			// Nothing here is worth resuming.
@@ -369,7 +381,7 @@ func (c *Client) Resume(ctx context.Context, rawURL string, partial *os.File, wa
 	return got, nil
 }
 
-func copyHashed(dst *os.File, h hash.Hash, src io.Reader, done, total int64, opt Options) error {
+func copyHashed(dst *os.File, h io.Writer, src io.Reader, done, total int64, opt Options) error {
 	size := opt.ChunkSize
 	if size <= 0 {
 		size = chunk

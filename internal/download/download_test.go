@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -65,10 +66,43 @@ func TestResumeFromOffset(t *testing.T) {
 	if !bytes.Equal(onDisk, data) {
 		t.Fatal("file differs")
 	}
-	// Complete already: the 416 answer is checked against the hash.
+	// Complete already: the 416 answer is checked against the hash, and
+	// the second digest covers the whole file too.
 	ranges = nil
-	if got, err := (&Client{}).Resume(context.Background(), srv.URL+"/x.raw", f, sum, Options{}); err != nil || got != sum {
+	also := sha1.New()
+	if got, err := (&Client{}).Resume(context.Background(), srv.URL+"/x.raw", f, sum, Options{Also: also}); err != nil || got != sum {
 		t.Fatalf("complete file: %s %v", got, err)
+	}
+	if want := sha1.Sum(data); !bytes.Equal(also.Sum(nil), want[:]) {
+		t.Fatal("Also's SHA-1 of a complete file differs")
+	}
+}
+
+// TestAlsoDigestCoversResumedPart: the second digest (Omaha's SHA-1) is
+// of the whole payload, the part already on disk included, and starts
+// over when the server ignores the range.
+func TestAlsoDigestCoversResumedPart(t *testing.T) {
+	data, sum := payload(1<<20 + 77)
+	want := sha1.Sum(data)
+	var ranges []string
+	srv := serve(t, data, &ranges)
+	also := sha1.New()
+	also.Write([]byte("left over from before"))
+	f := partialFile(t, data[:500000])
+	if _, err := (&Client{}).Resume(context.Background(), srv.URL+"/x.raw", f, sum, Options{Also: also}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(also.Sum(nil), want[:]) || len(ranges) != 1 {
+		t.Fatalf("resumed: SHA-1 differs (requests %q)", ranges)
+	}
+	whole := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(data) }))
+	defer whole.Close()
+	f2 := partialFile(t, data[:1000])
+	if _, err := (&Client{}).Resume(context.Background(), whole.URL, f2, sum, Options{Also: also}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(also.Sum(nil), want[:]) {
+		t.Fatal("restarted from 0: SHA-1 differs")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -64,6 +65,8 @@ type Agent struct {
 	obs Observed
 	// offered is the version of the extension app being updated.
 	offered string
+	// payloadSHA1 is the SHA-1 taken while downloading the payload.
+	payloadSHA1 string
 	// written is the journal last written durably, check times left out
 	// (see saveChecked).
 	written []byte
@@ -454,7 +457,7 @@ func (a *Agent) dropStaged(keep string) {
 }
 
 // fetch downloads p into path, resuming what is there.
-func (a *Agent) fetch(ctx context.Context, p Package, path string, progress func(done, total int64)) error {
+func (a *Agent) fetch(ctx context.Context, p Package, path string, progress func(done, total int64), also hash.Hash) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
@@ -463,7 +466,7 @@ func (a *Agent) fetch(ctx context.Context, p Package, path string, progress func
 		return err
 	}
 	defer f.Close()
-	_, err = a.Download.Resume(ctx, p.URL, f, p.SHA256, download.Options{Size: p.Size, MaxSize: MaxPayloadSize, Progress: progress})
+	_, err = a.Download.Resume(ctx, p.URL, f, p.SHA256, download.Options{Size: p.Size, MaxSize: MaxPayloadSize, Progress: progress, Also: also})
 	if err != nil {
 		return err
 	}
@@ -516,11 +519,22 @@ func (a *Agent) download(ctx context.Context) error {
 			_ = SaveJournal(a.dir(), a.j)
 		}
 	}
-	if err := a.fetch(ctx, o.Payload, a.payloadPath(), progress); err != nil {
+	// The SHA-1 Omaha announces is taken in the download's pass, not in
+	// a second read of the payload (kept in memory: after a restart,
+	// verify reads it again).
+	var sha hash.Hash
+	if o.Payload.SHA1 != "" {
+		sha = sha1.New()
+	}
+	a.payloadSHA1 = ""
+	if err := a.fetch(ctx, o.Payload, a.payloadPath(), progress, sha); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return a.fail(failCode(err), fmt.Errorf("download %s %s: %w", o.Payload.Name, o.Version, err), "download-failed")
+	}
+	if sha != nil {
+		a.payloadSHA1 = base64.StdEncoding.EncodeToString(sha.Sum(nil))
 	}
 	a.j.Phase = Verifying
 	return a.save("downloaded")
@@ -553,11 +567,16 @@ func (a *Agent) verify(ctx context.Context) error {
 		err = &sizeError{name: o.Payload.Name, got: fi.Size(), want: o.Payload.Size}
 	}
 	if err == nil && o.Payload.SHA1 != "" {
-		h := sha1.New()
-		if _, err = io.Copy(h, f); err == nil {
-			if got := base64.StdEncoding.EncodeToString(h.Sum(nil)); got != o.Payload.SHA1 {
-				err = fmt.Errorf("%s: SHA-1 %s, the server announced %s", o.Payload.Name, got, o.Payload.SHA1)
+		got := a.payloadSHA1
+		if got == "" {
+			h := sha1.New()
+			if _, err = io.Copy(h, f); err == nil {
+				got = base64.StdEncoding.EncodeToString(h.Sum(nil))
 			}
+		}
+		a.payloadSHA1 = ""
+		if err == nil && got != o.Payload.SHA1 {
+			err = fmt.Errorf("%s: SHA-1 %s, the server announced %s", o.Payload.Name, got, o.Payload.SHA1)
 		}
 	}
 	if err == nil {
@@ -574,7 +593,7 @@ func (a *Agent) verify(ctx context.Context) error {
 	// the slot is armed, staged to be activated once the new slot booted.
 	a.j.ExtrasFailed = nil
 	for _, x := range o.Extras {
-		if err := a.fetch(ctx, x, filepath.Join(a.extrasDir(o.Version), x.Name), nil); err != nil {
+		if err := a.fetch(ctx, x, filepath.Join(a.extrasDir(o.Version), x.Name), nil, nil); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

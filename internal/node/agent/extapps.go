@@ -115,7 +115,7 @@ func (a *Agent) checkExtension(ctx context.Context, x ExtensionApp) error {
 		return err
 	}
 	staged := filepath.Join(a.dir(), "apps", x.Name, o.Payload.Name)
-	if err := a.fetch(ctx, o.Payload, staged, nil); err != nil {
+	if err := a.fetch(ctx, o.Payload, staged, nil, nil); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -540,6 +541,9 @@ func TestAgentRefusesHostileAnswers(t *testing.T) {
 		{"huge body", func(string) []byte { return []byte("<response>" + strings.Repeat(" ", 2<<20) + "</response>") }, "exceeds 1 MiB", ""},
 		{"not xml", func(string) []byte { return []byte("<html>oops") }, "not Omaha XML", ""},
 		{"wrong hash", func(b string) []byte { return offerXML(b, "2.0.0", "usr-2.0.0.raw", size, wrong, "") }, "SHA256", "3/0:268435466"},
+		{"wrong SHA-1", func(b string) []byte {
+			return bytes.Replace(offerXML(b, "2.0.0", "usr-2.0.0.raw", size, good, ""), []byte(`hash=""`), []byte(`hash="`+base64.StdEncoding.EncodeToString(other[:20])+`"`), 1)
+		}, "SHA-1", "3/0:"},
 		{"size smaller than served", func(b string) []byte { return offerXML(b, "2.0.0", "usr-2.0.0.raw", size-4096, good, "") }, "", "3/0:268435467"},
 		{"truncated payload", func(b string) []byte { return offerXML(b, "2.0.0", "short.raw", size, good, "") }, "", "3/0:"},
 		{"outside codebase", func(b string) []byte { return offerXML(b, "2.0.0", "../../etc/shadow", size, good, "") }, "not a plain file name", "3/0:268435490"},
