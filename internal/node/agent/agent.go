@@ -65,8 +65,10 @@ type Agent struct {
 	obs Observed
 	// offered is the version of the extension app being updated.
 	offered string
-	// payloadSHA1 is the SHA-1 taken while downloading the payload.
-	payloadSHA1 string
+	// payloadSHA1 is the SHA-1 taken while downloading the payload, and
+	// payloadChecked says this run's download checked its SHA-256.
+	payloadSHA1    string
+	payloadChecked bool
 	// written is the journal last written durably, check times left out
 	// (see saveChecked).
 	written []byte
@@ -526,7 +528,7 @@ func (a *Agent) download(ctx context.Context) error {
 	if o.Payload.SHA1 != "" {
 		sha = sha1.New()
 	}
-	a.payloadSHA1 = ""
+	a.payloadSHA1, a.payloadChecked = "", false
 	if err := a.fetch(ctx, o.Payload, a.payloadPath(), progress, sha); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -536,6 +538,7 @@ func (a *Agent) download(ctx context.Context) error {
 	if sha != nil {
 		a.payloadSHA1 = base64.StdEncoding.EncodeToString(sha.Sum(nil))
 	}
+	a.payloadChecked = o.Payload.SHA256 != ""
 	a.j.Phase = Verifying
 	return a.save("downloaded")
 }
@@ -635,6 +638,11 @@ func (a *Agent) install(ctx context.Context) error {
 	}
 	defer disk.Close()
 	opt := osimage.InstallOptions{Booted: booted, Arch: a.Arch, SHA256: o.Payload.SHA256}
+	if a.payloadChecked {
+		// This run's download hashed these bytes as they were written
+		// (and fsynced them); a restart hashes the file again.
+		opt.SHA256 = ""
+	}
 	if a.Hook != nil {
 		opt.AfterStep = func(step string) error {
 			if err := a.Hook("install-" + step); err != nil {
