@@ -76,3 +76,21 @@ func SyncDir(dir string) error {
 	}
 	return nil
 }
+
+// WriteNew creates path with data, atomically and only if path does not
+// exist yet: the temporary file is hard-linked into place, which fails
+// with fs.ErrExist rather than replacing what another writer put there.
+func WriteNew(path string, data []byte, mode fs.FileMode) error {
+	tmp, err := Temp(filepath.Dir(path), filepath.Base(path), bytes.NewReader(data), mode)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -57,3 +57,22 @@ func TestFailedWriteKeepsOldFileAndLeavesNothing(t *testing.T) {
 		t.Fatal("write into a missing directory succeeded")
 	}
 }
+
+func TestWriteNewNeverReplaces(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "signing.key")
+	if err := WriteNew(p, []byte("first"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteNew(p, []byte("second"), 0o600)
+	if !errors.Is(err, os.ErrExist) || !strings.Contains(err.Error(), p) {
+		t.Fatalf("second WriteNew: %v, want fs.ErrExist naming %s", err, p)
+	}
+	st, _ := os.Stat(p)
+	if b, _ := os.ReadFile(p); string(b) != "first" || st.Mode().Perm() != 0o600 {
+		t.Fatalf("file now %q mode %v", b, st.Mode())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("temporary files left: %v", ents)
+	}
+}

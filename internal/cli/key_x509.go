@@ -2,17 +2,15 @@ package cli
 
 import (
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/stratalinux/strata/internal/atomicfile"
 	"github.com/stratalinux/strata/internal/pkcs7"
-	"github.com/stratalinux/strata/internal/repo"
 )
 
 // x509KeyFlags are the options of `strata key generate --x509`, the key and
@@ -25,7 +23,9 @@ type x509KeyFlags struct {
 }
 
 // generateX509Key writes a private key (PEM PKCS#8, mode 0600) and a
-// self-signed certificate (PEM) for signing verity root hashes.
+// self-signed certificate (PEM) for signing verity root hashes. Neither
+// file is ever replaced (atomicfile.WriteNew); both are checked first so
+// that an existing certificate does not leave a lone new key behind.
 func generateX509Key(env *Env, f x509KeyFlags) error {
 	if f.outKey == "" || f.outCert == "" {
 		return errors.New("--x509 needs --out-key KEY and --out-cert CERT")
@@ -39,23 +39,26 @@ func generateX509Key(env *Env, f x509KeyFlags) error {
 	if err != nil {
 		return err
 	}
-	for _, p := range []string{f.outKey, f.outCert} {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-	}
-	if err := repo.WriteAtomic(f.outKey, keyPEM, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", f.outKey, err)
-	}
-	if err := repo.WriteAtomic(f.outCert, certPEM, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", f.outCert, err)
-	}
 	certs, err := pkcs7.ParseCertificatesPEM(certPEM)
 	if err != nil {
 		return err
 	}
-	fp := sha256.Sum256(certs[0].Raw)
-	fmt.Fprintf(env.Stdout, "fingerprint %s\nprivate key %s\ncertificate %s (install as /etc/verity.d/NAME.crt)\n", hex.EncodeToString(fp[:]), f.outKey, f.outCert)
+	for _, w := range []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{{f.outKey, keyPEM, 0o600}, {f.outCert, certPEM, 0o644}} {
+		if err := os.MkdirAll(filepath.Dir(w.path), 0o755); err != nil {
+			return err
+		}
+		if err := atomicfile.WriteNew(w.path, w.data, w.mode); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("%s exists; refusing to overwrite a key", w.path)
+			}
+			return err
+		}
+	}
+	fmt.Fprintf(env.Stdout, "fingerprint %s\nprivate key %s\ncertificate %s (install as /etc/verity.d/NAME.crt)\n", pkcs7.Fingerprint(certs[0]), f.outKey, f.outCert)
 	return nil
 }
 
@@ -67,24 +70,9 @@ func loadSigner(keyPath, certPath string) (crypto.Signer, *x509.Certificate, err
 	if keyPath == "" || certPath == "" {
 		return nil, nil, errors.New("--sign-key and --sign-cert go together")
 	}
-	kb, err := os.ReadFile(keyPath)
+	key, cert, err := pkcs7.LoadSigner(keyPath, certPath)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--sign-key: %w", err)
+		return nil, nil, fmt.Errorf("--sign-key/--sign-cert: %w", err)
 	}
-	key, err := pkcs7.ParsePrivateKeyPEM(kb)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--sign-key %s: %w", keyPath, err)
-	}
-	cb, err := os.ReadFile(certPath)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--sign-cert: %w", err)
-	}
-	certs, err := pkcs7.ParseCertificatesPEM(cb)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--sign-cert %s: %w", certPath, err)
-	}
-	if !pkcs7.KeyMatches(key, certs[0]) {
-		return nil, nil, fmt.Errorf("--sign-key %s is not the key of --sign-cert %s", keyPath, certPath)
-	}
-	return key, certs[0], nil
+	return key, cert, nil
 }

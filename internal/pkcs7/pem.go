@@ -9,10 +9,12 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
 	"time"
 )
 
@@ -128,4 +130,36 @@ func Generate(keyType, commonName string, notBefore time.Time, days int) (keyPEM
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}),
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// LoadSigner reads a PEM private key and its PEM certificate (the first
+// in the file) and checks that they belong together.
+func LoadSigner(keyPath, certPath string) (crypto.Signer, *x509.Certificate, error) {
+	kb, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := ParsePrivateKeyPEM(kb)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", keyPath, err)
+	}
+	cb, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	certs, err := ParseCertificatesPEM(cb)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", certPath, err)
+	}
+	if !KeyMatches(key, certs[0]) {
+		return nil, nil, fmt.Errorf("%s is not the key of the certificate %s", keyPath, certPath)
+	}
+	return key, certs[0], nil
+}
+
+// Fingerprint is the hex SHA-256 of a certificate's DER bytes, as
+// `openssl x509 -fingerprint -sha256` shows it (without colons).
+func Fingerprint(cert *x509.Certificate) string {
+	s := sha256.Sum256(cert.Raw)
+	return hex.EncodeToString(s[:])
 }
