@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -416,12 +415,11 @@ func startServe(ctx context.Context, strataBin, dir, files string) (*benchServe,
 		return nil, fmt.Errorf("strata fleet token create: %w", err)
 	}
 	tok := strings.TrimSpace(string(out))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := "127.0.0.1:" + port
 	args := []string{"serve", "--data", data, "--listen", addr}
 	if files != "" {
 		args = append(args, "--repo", files)

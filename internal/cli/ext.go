@@ -264,12 +264,10 @@ func runList(_ context.Context, env *Env, class imageclass.Class, f *extFlags) e
 	for i, img := range a.Discovery.Images {
 		v := a.Verdicts[i]
 		st, reason := merge.Explain(a.Candidates[i], v, a.Merged[img.Name], e.Hierarchies)
-		r := makeListRow(img, string(st), reason)
-		r.DDI = a.Candidates[i].Protection
-		rows = append(rows, r)
+		rows = append(rows, makeListRow(img, string(st), reason, a.Candidates[i].Protection))
 	}
 	for _, s := range a.Discovery.Shadowed {
-		rows = append(rows, makeListRow(s.Image, string(merge.StatusShadowed), "masked by "+s.By))
+		rows = append(rows, makeListRow(s.Image, string(merge.StatusShadowed), "masked by "+s.By, nil))
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
 	if jm != "" {
@@ -293,8 +291,8 @@ func runList(_ context.Context, env *Env, class imageclass.Class, f *extFlags) e
 	return t.write(env.Stdout, !f.noLegend)
 }
 
-func makeListRow(img image.Image, status, reason string) listRow {
-	r := listRow{Name: img.Name, Type: string(img.Kind), Path: img.Path, Status: status, Reason: reason}
+func makeListRow(img image.Image, status, reason string, protection *ddi.Report) listRow {
+	r := listRow{Name: img.Name, Type: string(img.Kind), Path: img.Path, Status: status, Reason: reason, DDI: protection}
 	if !img.Mtime.IsZero() {
 		us := img.Mtime.UnixMicro()
 		r.Time = &us
@@ -408,9 +406,7 @@ func planJSON(p merge.Plan, a merge.Assessment) planJSONOut {
 	}
 	for i, v := range a.Verdicts {
 		if !v.Use {
-			r := makeListRow(a.Discovery.Images[i], string(v.Status), v.Reason)
-			r.DDI = a.Candidates[i].Protection
-			out.Ignored = append(out.Ignored, r)
+			out.Ignored = append(out.Ignored, makeListRow(a.Discovery.Images[i], string(v.Status), v.Reason, a.Candidates[i].Protection))
 		}
 	}
 	return out

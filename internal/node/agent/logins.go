@@ -34,7 +34,6 @@ func LoginsDelay(d time.Duration, w coord.Window, now time.Time) time.Duration {
 // reboots, and waits for them as locksmithd does when anyone was told.
 // Reading utmp is best effort: a node without it has no logins to warn.
 func (a *Agent) warnLogins(ctx context.Context) error {
-	d := LoginsDelay(a.Config.LoginsDelay, a.Config.Window, a.now())
 	if a.Config.LoginsDelay <= 0 {
 		return nil
 	}
@@ -46,6 +45,7 @@ func (a *Agent) warnLogins(ctx context.Context) error {
 	if len(logins) == 0 {
 		return nil
 	}
+	d := LoginsDelay(a.Config.LoginsDelay, a.Config.Window, a.now())
 	msg := fmt.Sprintf("System reboot in %d minutes!", max(1, int((d+time.Minute-1)/time.Minute)))
 	if d < time.Minute {
 		msg = fmt.Sprintf("System reboot in %d seconds!", int((d+time.Second-1)/time.Second))
