@@ -216,6 +216,9 @@ func newOSStatusCommand(env *Env) *cobra.Command {
 			if jsonOut {
 				return writeJSON(env.Stdout, "pretty", rep)
 			}
+			if rep.FromBackup {
+				fmt.Fprintln(env.Stdout, "primary GPT damaged, read from the backup (os install, mark-good and rollback write both copies)")
+			}
 			fmt.Fprintf(env.Stdout, "booted: %s\nnext:   %s\n\n", rep.Booted, orDash(rep.Next))
 			printOSSlots(env.Stdout, rep.Slots)
 			return nil

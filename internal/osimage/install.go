@@ -111,9 +111,9 @@ func Install(ctx context.Context, disk Disk, diskSize int64, payload io.ReaderAt
 	if payloadSize < RecordSize {
 		return res, fmt.Errorf("payload of %d bytes is truncated (no record)", payloadSize)
 	}
-	rec, err := ReadRecord(payload, 0, payloadSize)
+	rec, err := ReadPayloadRecord(payload, payloadSize)
 	if err != nil {
-		return res, fmt.Errorf("payload: %w", err)
+		return res, err
 	}
 	if err := CheckPayload(rec, payloadSize, size, opt.Arch); err != nil {
 		return res, err

@@ -93,7 +93,10 @@ func WritePayload(ctx context.Context, fsImage string, info PayloadInfo, w io.Wr
 func ReadPayloadRecord(r io.ReaderAt, size int64) (Record, error) {
 	rec, err := ReadRecord(r, 0, size)
 	if err != nil {
-		return rec, err
+		if errors.Is(err, ErrNoRecord) {
+			return rec, fmt.Errorf("payload of %d bytes has no slot record in its last 4 KiB (truncated, or not written by strata os payload)", size)
+		}
+		return rec, fmt.Errorf("payload of %d bytes: %w (truncated, or not written by strata os payload)", size, err)
 	}
 	if rec.PayloadSize() != size {
 		return rec, fmt.Errorf("payload is %d bytes, its record describes %d (truncated or padded)", size, rec.PayloadSize())
