@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stratalinux/strata/internal/ddi"
 	"github.com/stratalinux/strata/internal/osimage"
 )
 
@@ -33,6 +34,7 @@ func newOSBakeCommand(env *Env) *cobra.Command {
 	var req osimage.Request
 	var usrMiB, rootMiB, espMiB, oemMiB int64
 	var payloadOut string
+	var sign osSignFlags
 	cmd := &cobra.Command{
 		Use:   "bake --usr DIR|IMAGE --kernel FILE --output DISK",
 		Short: "Build an OS disk image from a /usr tree or image, a kernel and extensions",
@@ -41,6 +43,10 @@ func newOSBakeCommand(env *Env) *cobra.Command {
 			ctx := cmdContext(cmd)
 			if req.Usr == "" {
 				return fmt.Errorf("os bake: --usr DIR|IMAGE is required")
+			}
+			var err error
+			if req.Sign, err = sign.signer(); err != nil {
+				return fmt.Errorf("os bake: %w", err)
 			}
 			if payloadOut != "" {
 				return writeOSPayload(ctx, env, req, payloadOut)
@@ -70,7 +76,24 @@ func newOSBakeCommand(env *Env) *cobra.Command {
 	f.Int64Var(&req.Epoch, "epoch", 0, "timestamp of every file in the images (SOURCE_DATE_EPOCH)")
 	f.StringVar(&req.Output, "output", "", "the disk image to write")
 	f.StringVar(&payloadOut, "usr-payload", "", "write only the /usr slot payload (for os install) to this file")
+	sign.bind(cmd, "slot A's")
 	return cmd
+}
+
+// osSignFlags are --sign-key and --sign-cert of os bake and os payload.
+type osSignFlags struct{ key, cert string }
+
+func (s *osSignFlags) bind(cmd *cobra.Command, whose string) {
+	cmd.Flags().StringVar(&s.key, "sign-key", "", "sign "+whose+" verity root hash with this PEM private key (initrds built with os initrd --trust then require it)")
+	cmd.Flags().StringVar(&s.cert, "sign-cert", "", "the PEM certificate of --sign-key, embedded in the signature")
+}
+
+func (s *osSignFlags) signer() (*osimage.Signer, error) {
+	key, cert, err := loadSigner(s.key, s.cert)
+	if err != nil || key == nil {
+		return nil, err
+	}
+	return &osimage.Signer{Key: key, Cert: cert}, nil
 }
 
 func newOSAddSysextCommand(env *Env) *cobra.Command {
@@ -93,6 +116,7 @@ func newOSAddSysextCommand(env *Env) *cobra.Command {
 
 func newOSPayloadCommand(env *Env) *cobra.Command {
 	var req osimage.Request
+	var sign osSignFlags
 	cmd := &cobra.Command{
 		Use:   "payload --usr DIR|IMAGE --version V OUTPUT",
 		Short: "Write a /usr slot payload (fs image + verity tree + record) for os install",
@@ -101,6 +125,10 @@ func newOSPayloadCommand(env *Env) *cobra.Command {
 			if req.Usr == "" {
 				return fmt.Errorf("os payload: --usr DIR|IMAGE is required")
 			}
+			var err error
+			if req.Sign, err = sign.signer(); err != nil {
+				return fmt.Errorf("os payload: %w", err)
+			}
 			return writeOSPayload(cmdContext(cmd), env, req, args[0])
 		},
 	}
@@ -108,6 +136,7 @@ func newOSPayloadCommand(env *Env) *cobra.Command {
 	cmd.Flags().StringVar(&req.Version, "version", "0.0.0", "version recorded in the payload")
 	cmd.Flags().StringVar(&req.Arch, "arch", "x86-64", "architecture recorded in the payload")
 	cmd.Flags().Int64Var(&req.Epoch, "epoch", 0, "timestamp of every file when building from a tree")
+	sign.bind(cmd, "the payload's")
 	return cmd
 }
 
@@ -116,7 +145,11 @@ func writeOSPayload(ctx context.Context, env *Env, req osimage.Request, out stri
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "wrote %s (%s %s, %d bytes, sha256 of body %s, verity root %s)\n", out, rec.FS, rec.Version, rec.PayloadSize(), rec.SHA256, rec.RootHash)
+	signed := ""
+	if rec.Signature != "" {
+		signed = ", signed by " + osimage.SignerName(rec)
+	}
+	fmt.Fprintf(env.Stdout, "wrote %s (%s %s, %d bytes, sha256 of body %s, verity root %s%s)\n", out, rec.FS, rec.Version, rec.PayloadSize(), rec.SHA256, rec.RootHash, signed)
 	return nil
 }
 
@@ -151,6 +184,14 @@ func printOSSlots(w io.Writer, slots []osimage.SlotInfo) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\n", s.Name, s.Index, version, s.Priority, s.Tries, ok, root)
 	}
 	tw.Flush()
+	for _, s := range slots {
+		if s.Signer != "" {
+			fmt.Fprintf(w, "slot %s: root hash signed by %s\n", s.Name, s.Signer)
+		}
+		if s.RecordErr != "" {
+			fmt.Fprintf(w, "slot %s: %s\n", s.Name, s.RecordErr)
+		}
+	}
 }
 
 func newOSInspectCommand(env *Env) *cobra.Command {
@@ -238,7 +279,8 @@ func orDash(s string) string {
 
 func newOSInstallCommand(env *Env) *cobra.Command {
 	var d osDiskFlags
-	var sum, arch string
+	var sum, arch, root string
+	var requireSigned bool
 	cmd := &cobra.Command{
 		Use:   "install PAYLOAD",
 		Short: "Write a /usr payload to the inactive slot, verify it, then arm it for the next boot",
@@ -253,22 +295,36 @@ func newOSInstallCommand(env *Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			certs, skipped, err := ddi.TrustedCertificates(root)
+			if err != nil {
+				return fmt.Errorf("os install: trusted certificates: %w", err)
+			}
+			for _, s := range skipped {
+				fmt.Fprintf(env.Stderr, "os install: skipped certificate %s\n", s)
+			}
 			disk, err := d.open(true)
 			if err != nil {
 				return err
 			}
 			defer disk.Close()
-			res, err := osimage.Install(cmdContext(cmd), disk.File, disk.Size, p, psize, osimage.InstallOptions{Booted: disk.Booted, Arch: arch, SHA256: sum})
+			res, err := osimage.Install(cmdContext(cmd), disk.File, disk.Size, p, psize, osimage.InstallOptions{Booted: disk.Booted, Arch: arch, SHA256: sum,
+				Trusted: ddi.Certs(certs), RequireSigned: requireSigned})
 			if err != nil {
 				return fmt.Errorf("os install %s: %w", args[0], err)
 			}
-			fmt.Fprintf(env.Stdout, "installed %s into slot %s (booted: %s); slot %s boots next, once\n", res.Record.Version, res.Target, res.Booted, res.Target)
+			signed := ""
+			if res.Signer != "" {
+				signed = ", signed by " + res.Signer
+			}
+			fmt.Fprintf(env.Stdout, "installed %s into slot %s (booted: %s%s); slot %s boots next, once\n", res.Record.Version, res.Target, res.Booted, signed, res.Target)
 			return nil
 		},
 	}
 	d.bind(cmd)
 	cmd.Flags().StringVar(&sum, "sha256", "", "expected SHA-256 (hex) of the payload file")
 	cmd.Flags().StringVar(&arch, "arch", "x86-64", "refuse payloads for another architecture (empty: do not check)")
+	cmd.Flags().StringVar(&root, "root", "", "look up trusted certificates in ROOT/{etc,run,usr/local/lib,usr/lib}/verity.d")
+	cmd.Flags().BoolVar(&requireSigned, "require-signed", false, "refuse a payload whose root hash is not signed by a trusted certificate (implied when the booted slot is signed)")
 	return cmd
 }
 

@@ -17,7 +17,7 @@ import (
 // kernel modules the boot needs.
 func newOSInitrdCommand(env *Env) *cobra.Command {
 	var kver, modDir, strata, output string
-	var modules []string
+	var modules, trust []string
 	cmd := &cobra.Command{
 		Use:   "initrd --kernel-version V --output FILE",
 		Short: "Build Strata's initrd: the static strata as /init and the kernel modules it needs",
@@ -49,8 +49,12 @@ from MODULES-DIR/VERSION. The same inputs give the same bytes.`,
 			if err != nil {
 				return fmt.Errorf("os initrd: %w (check --kernel-version and --modules-dir)", err)
 			}
+			certs, err := initrd.ReadTrust(trust)
+			if err != nil {
+				return fmt.Errorf("os initrd: --trust %w", err)
+			}
 			var buf bytes.Buffer
-			if err := initrd.Write(&buf, initrd.Spec{Init: bin, Modules: tree, Wanted: modules}); err != nil {
+			if err := initrd.Write(&buf, initrd.Spec{Init: bin, Modules: tree, Wanted: modules, Trust: certs}); err != nil {
 				return fmt.Errorf("os initrd: %w", err)
 			}
 			if err := repo.WriteAtomic(output, buf.Bytes(), 0o644); err != nil {
@@ -66,5 +70,6 @@ from MODULES-DIR/VERSION. The same inputs give the same bytes.`,
 	f.StringArrayVar(&modules, "module", nil, "kernel module to include with its dependencies (repeatable; default: what a virtio disk with verity needs)")
 	f.StringVar(&strata, "strata", "", "the static strata binary to install as /init (default: this executable)")
 	f.StringVar(&output, "output", "", "the initrd file to write")
+	f.StringArrayVar(&trust, "trust", nil, "PEM certificate the boot requires slot root hashes to be signed by (repeatable; os bake/payload --sign-cert)")
 	return cmd
 }

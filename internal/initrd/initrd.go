@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
+
+	"github.com/stratalinux/strata/internal/pkcs7"
 )
 
 // ModuleListPath is the load-order file inside the initrd: one module
@@ -25,7 +29,19 @@ type Spec struct {
 	Init    []byte   // the static strata binary, installed as /init
 	Modules fs.FS    // the kernel's module tree (/lib/modules/VERSION)
 	Wanted  []string // module names; nil → DefaultModules
+	// Trust are certificates (PEM) /init requires a slot's root hash signature by, as
+	// etc/verity.d/NAME.crt (NAME a plain file name).
+	Trust []TrustedCert
 }
+
+// TrustedCert is one certificate of Spec.Trust.
+type TrustedCert struct {
+	Name string // file name in etc/verity.d, ending in .crt
+	PEM  []byte
+}
+
+// TrustDir is where the initrd keeps its trusted certificates (the first of systemd's verity.d dirs).
+const TrustDir = "etc/verity.d"
 
 // Entries plans the archive: /init, the resolved modules (a .ko.gz is
 // unpacked here; .ko.xz and .ko.zst stay compressed and /init hands them
@@ -65,6 +81,17 @@ func Entries(s Spec) ([]Entry, error) {
 		list.WriteString(name + "\n")
 	}
 	entries = append(entries, Entry{Name: ModuleListPath, Mode: ModeRegular | 0o644, Data: []byte(list.String())})
+	seen := map[string]bool{}
+	for _, c := range s.Trust {
+		if !strings.HasSuffix(c.Name, ".crt") || strings.ContainsAny(c.Name, "/\x00") || c.Name == ".crt" {
+			return nil, fmt.Errorf("initrd: trusted certificate name %q: want a plain file name ending in .crt", c.Name)
+		}
+		if seen[c.Name] {
+			return nil, fmt.Errorf("initrd: two trusted certificates named %s", c.Name)
+		}
+		seen[c.Name] = true
+		entries = append(entries, Entry{Name: path.Join(TrustDir, c.Name), Mode: ModeRegular | 0o644, Data: c.PEM})
+	}
 	return entries, nil
 }
 
@@ -111,3 +138,33 @@ func gunzip(b []byte) ([]byte, error) {
 
 // ParseModuleList reads the load-order file written by Entries.
 func ParseModuleList(b []byte) []string { return lines(b) }
+
+// maxCertFile bounds one --trust certificate file.
+const maxCertFile = 1 << 20
+
+// ReadTrust reads certificate files for Spec.Trust: each must hold a PEM certificate; it is named
+// after the file, with its extension replaced by .crt.
+func ReadTrust(paths []string) ([]TrustedCert, error) {
+	var out []TrustedCert
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		b, err := io.ReadAll(io.LimitReader(f, maxCertFile+1))
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		if len(b) > maxCertFile {
+			return nil, fmt.Errorf("%s: larger than %d bytes, not a certificate", p, maxCertFile)
+		}
+		if _, err := pkcs7.ParseCertificatesPEM(b); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		base := filepath.Base(p)
+		name := strings.TrimSuffix(base, filepath.Ext(base)) + ".crt"
+		out = append(out, TrustedCert{Name: name, PEM: b})
+	}
+	return out, nil
+}

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stratalinux/strata/internal/ddi"
 	"github.com/stratalinux/strata/internal/dm"
 	"github.com/stratalinux/strata/internal/gpt"
 	"github.com/stratalinux/strata/internal/imageclass"
@@ -118,7 +119,16 @@ func (b *booter) boot(ctx context.Context) error {
 		rec, err := osimage.ReadRecord(d.f, p.Start(), p.Size())
 		records[s.Name] = SlotRecord{rec, err}
 	}
-	plan, perr := Plan(opt, d.table, records)
+	// The initrd's own verity.d: certificates baked in with os initrd --trust. Reading them cannot
+	// fail the boot; a file that does not parse is named and left out.
+	certs, skipped, err := ddi.TrustedCertificates("/")
+	if err != nil {
+		b.say("reading trusted certificates: %s", oneLine(err))
+	}
+	for _, s := range skipped {
+		b.say("skipped certificate %s", s)
+	}
+	plan, perr := Plan(opt, d.table, records, ddi.Certs(certs))
 	var se *SlotError
 	if perr != nil && !errors.As(perr, &se) {
 		return fmt.Errorf("%s: %w", d.dev, perr)
@@ -140,7 +150,11 @@ func (b *booter) boot(ctx context.Context) error {
 	if se != nil {
 		return se
 	}
-	b.say("booting slot %s, tries %d -> %d, root hash from %s", plan.SlotLabel(), plan.Slot.Attr.Tries, triesAfter(plan), plan.Trust)
+	trust := plan.Trust
+	if plan.Signer != "" {
+		trust += " (" + plan.Signer + ")"
+	}
+	b.say("booting slot %s, tries %d -> %d, root hash from %s", plan.SlotLabel(), plan.Slot.Attr.Tries, triesAfter(plan), trust)
 	if plan.Warning != "" {
 		b.say("%s", plan.Warning)
 	}

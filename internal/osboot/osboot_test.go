@@ -109,7 +109,7 @@ func TestPlanPicksAndDecrements(t *testing.T) {
 	opt, _ := ParseCmdline("console=ttyS0")
 
 	// A freshly installed B: chosen, its one try used up, hash from its record.
-	p, err := Plan(opt, table(good, armed), recs)
+	p, err := Plan(opt, table(good, armed), recs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,13 +130,13 @@ func TestPlanPicksAndDecrements(t *testing.T) {
 	}
 
 	// B used its try and was not marked good: A boots, nothing to decrement.
-	p, err = Plan(opt, table(good, slot.Attr{Priority: 2}), recs)
+	p, err = Plan(opt, table(good, slot.Attr{Priority: 2}), recs, nil)
 	if err != nil || p.Slot.Name != "A" || p.Decrement || hexOf(p.RootHash) != hashA {
 		t.Fatalf("rollback plan %+v, %v", p, err)
 	}
 
 	// Nothing bootable.
-	if _, err := Plan(opt, table(slot.Attr{Priority: 1}, slot.Attr{}), recs); !errors.Is(err, slot.ErrNoBootable) {
+	if _, err := Plan(opt, table(slot.Attr{Priority: 1}, slot.Attr{}), recs, nil); !errors.Is(err, slot.ErrNoBootable) {
 		t.Fatalf("no bootable slot: %v", err)
 	}
 }
@@ -144,7 +144,7 @@ func TestPlanPicksAndDecrements(t *testing.T) {
 func TestPlanSlotWithoutRecordStillUsesItsTry(t *testing.T) {
 	opt, _ := ParseCmdline("")
 	recs := map[string]SlotRecord{"A": record("1.0.0", hashA), "B": {Err: osimage.ErrNoRecord}}
-	_, err := Plan(opt, table(slot.Attr{Priority: 1, Successful: true}, slot.Attr{Priority: 2, Tries: 1}), recs)
+	_, err := Plan(opt, table(slot.Attr{Priority: 1, Successful: true}, slot.Attr{Priority: 2, Tries: 1}), recs, nil)
 	var se *SlotError
 	if !errors.As(err, &se) {
 		t.Fatalf("want a SlotError, got %v", err)
@@ -161,7 +161,7 @@ func TestPlanPinnedByCmdline(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The GPT would pick B; the command line says A with B's hash, and the command line wins.
-	p, err := Plan(opt, table(slot.Attr{Priority: 1, Successful: true}, slot.Attr{Priority: 2, Tries: 1}), recs)
+	p, err := Plan(opt, table(slot.Attr{Priority: 1, Successful: true}, slot.Attr{Priority: 2, Tries: 1}), recs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestPlanPinnedByCmdline(t *testing.T) {
 		t.Fatalf("mounts %+v", p.Mounts)
 	}
 	bad, _ := ParseCmdline("verity.usr=PARTLABEL=ROOT verity.usrhash=" + hashA)
-	if _, err := Plan(bad, table(slot.Attr{Priority: 1, Successful: true}, slot.Attr{}), recs); err == nil || !strings.Contains(err.Error(), "not a /usr slot") {
+	if _, err := Plan(bad, table(slot.Attr{Priority: 1, Successful: true}, slot.Attr{}), recs, nil); err == nil || !strings.Contains(err.Error(), "not a /usr slot") {
 		t.Fatalf("pinned to ROOT: %v", err)
 	}
 }

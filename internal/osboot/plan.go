@@ -1,6 +1,7 @@
 package osboot
 
 import (
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,6 +21,10 @@ const (
 	// TrustRecord: one shared kernel and command line; the slot is picked on the GPT and the hash read
 	// from its slot record. Protects against corruption and torn writes, not against a disk writer.
 	TrustRecord = "record"
+	// TrustSigned: as TrustRecord, but the record's root hash carries a PKCS#7 signature by a
+	// certificate the initrd holds in /etc/verity.d; an unsigned or untrusted slot is refused. Guards
+	// against a disk writer too, as long as the kernel and initrd are not on that disk (or are signed).
+	TrustSigned = "signed"
 )
 
 // SlotRecord is what reading a slot's record gave.
@@ -48,6 +53,8 @@ type BootPlan struct {
 	Slots     []slot.Slot
 	Record    osimage.Record
 	RootHash  []byte
+	// Signer is, with TrustSigned, the subject of the certificate that signed the root hash.
+	Signer string
 	// Warning is a note for the console (e.g. the record's root hash differs from the pinned one).
 	Warning string
 	Mounts  []Mount // in order: ROOT at /sysroot, then /usr
@@ -79,9 +86,10 @@ func (e *SlotError) Unwrap() error { return e.Err }
 const UsrMapper = "usr"
 
 // Plan decides what to boot from the command line, the disk's GPT and the slots' records (keyed by
-// slot name). An error that is a *SlotError came after the slot was chosen (its plan says what to write
-// back before rebooting); any other error means no slot could be chosen.
-func Plan(o Options, t *gpt.Table, records map[string]SlotRecord) (BootPlan, error) {
+// slot name). With trusted certificates (the initrd's verity.d) a slot picked on the GPT must carry a
+// root hash signature by one of them. An error that is a *SlotError came after the slot was chosen (its
+// plan says what to write back before rebooting); any other error means no slot could be chosen.
+func Plan(o Options, t *gpt.Table, records map[string]SlotRecord, trusted []*x509.Certificate) (BootPlan, error) {
 	slots := slot.Slots(t)
 	p := BootPlan{Init: o.Init, Slots: slots}
 	if o.Pinned() {
@@ -131,6 +139,13 @@ func Plan(o Options, t *gpt.Table, records map[string]SlotRecord) (BootPlan, err
 		return p, &SlotError{p, fmt.Errorf("slot record describes %d bytes, the partition has %d", p.Record.PayloadSize(), part.Size())}
 	}
 	if p.Trust == TrustRecord {
+		if len(trusted) > 0 {
+			c, err := osimage.VerifyRecord(p.Record, trusted)
+			if err != nil {
+				return p, &SlotError{p, fmt.Errorf("%w (this initrd trusts %d certificate(s) in /etc/verity.d)", err, len(trusted))}
+			}
+			p.Trust, p.Signer = TrustSigned, c.Subject.String()
+		}
 		p.RootHash, _ = hex.DecodeString(p.Record.RootHash)
 	} else if !strings.EqualFold(p.Record.RootHash, o.UsrHash) {
 		p.Warning = fmt.Sprintf("slot %s's record names root hash %s, the command line %s: verity checks against the command line's", p.Slot.Name, p.Record.RootHash, o.UsrHash)

@@ -29,6 +29,7 @@ type Request struct {
 	Sizes   Sizes
 	Epoch   int64 // timestamps inside the filesystems
 	Output  string
+	Sign    *Signer // signs slot A's (or the payload's) root hash; nil: unsigned
 }
 
 // Bake writes a whole OS disk image to req.Output (temp file + rename): GPT, EFI-SYSTEM with the kernel,
@@ -52,7 +53,7 @@ func Bake(ctx context.Context, req Request) error {
 	if err != nil {
 		return err
 	}
-	rec, err := WritePayload(ctx, usrImg, PayloadInfo{Version: req.Version, Arch: req.Arch}, pf)
+	rec, err := WritePayload(ctx, usrImg, PayloadInfo{Version: req.Version, Arch: req.Arch, Sign: req.Sign}, pf)
 	pf.Close()
 	if err != nil {
 		return fmt.Errorf("bake: %w", err)

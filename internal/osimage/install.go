@@ -3,6 +3,7 @@ package osimage
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -36,6 +37,11 @@ type InstallOptions struct {
 	Booted string // "A" or "B"; empty → the slot Next would pick
 	Arch   string // the running system's architecture; empty → not checked
 	SHA256 string // expected hex SHA-256 of the whole payload file; empty → not checked
+	// Trusted are the certificates a payload's root hash signature is checked against (verity.d).
+	Trusted []*x509.Certificate
+	// RequireSigned refuses a payload whose root hash is not signed by a trusted certificate. Install
+	// also requires it when the booted slot's own record is signed: a signed system stays signed.
+	RequireSigned bool
 	// AfterStep, if set, runs after each step; an error stops Install there (fault injection).
 	AfterStep func(step string) error
 }
@@ -44,6 +50,34 @@ type InstallOptions struct {
 type InstallResult struct {
 	Booted, Target string
 	Record         Record
+	// Signer is the subject of the trusted certificate that signed the payload's root hash; "" when
+	// it was not checked.
+	Signer string
+}
+
+// CheckSignature is the pure signature rule of Install: a payload signed by a certificate in trusted
+// passes; a signed one that does not verify is refused when there are trusted certificates; an unsigned
+// one is refused when require is set (or the booted slot is signed). It returns the signer's subject.
+func CheckSignature(rec Record, trusted []*x509.Certificate, require, bootedSigned bool) (string, error) {
+	require = require || bootedSigned
+	if rec.Signature == "" && !require {
+		return "", nil
+	}
+	if rec.Signature != "" && len(trusted) == 0 && !require {
+		return "", nil // nothing to check it against; the initrd decides at boot
+	}
+	c, err := VerifyRecord(rec, trusted)
+	if err != nil {
+		why := "this system requires a signed /usr"
+		if bootedSigned {
+			why = "the booted slot is signed, so its successor must be"
+		}
+		if errors.Is(err, ErrUnsigned) {
+			return "", fmt.Errorf("payload %s: %w; %s (os payload --sign-key KEY --sign-cert CERT)", rec.Version, err, why)
+		}
+		return "", fmt.Errorf("payload %s: %w", rec.Version, err)
+	}
+	return c.Subject.String(), nil
 }
 
 // Plan is the pure part of Install: which slot to write, given the table and the booted slot.
@@ -116,6 +150,15 @@ func Install(ctx context.Context, disk Disk, diskSize int64, payload io.ReaderAt
 		return res, err
 	}
 	if err := CheckPayload(rec, payloadSize, size, opt.Arch); err != nil {
+		return res, err
+	}
+	bootedSigned := false
+	if bs, bsize, err := SlotRange(table, booted); err == nil {
+		if brec, err := ReadRecord(disk, bs, bsize); err == nil {
+			bootedSigned = brec.Signature != ""
+		}
+	}
+	if res.Signer, err = CheckSignature(rec, opt.Trusted, opt.RequireSigned, bootedSigned); err != nil {
 		return res, err
 	}
 	if opt.SHA256 != "" {
@@ -203,6 +246,9 @@ type SlotInfo struct {
 	Successful bool    `json:"successful"`
 	Record     *Record `json:"record,omitempty"`
 	RecordErr  string  `json:"record_error,omitempty"`
+	// Signer is the subject of the certificate embedded in the record's root hash signature (who
+	// signed it, not whether anyone trusts them).
+	Signer string `json:"signer,omitempty"`
 }
 
 // Slots reads each slot's attributes and record.
@@ -214,7 +260,7 @@ func Slots(r io.ReaderAt, t *gpt.Table) []SlotInfo {
 			rec, err := ReadRecord(r, start, size)
 			switch {
 			case err == nil:
-				si.Record = &rec
+				si.Record, si.Signer = &rec, SignerName(rec)
 			case errors.Is(err, ErrNoRecord):
 			default:
 				si.RecordErr = err.Error()

@@ -49,6 +49,12 @@ func usrTree(t *testing.T, version string) string {
 
 func bake(t *testing.T, dir, version string, sysext ...string) string {
 	t.Helper()
+	return bakeSigned(t, dir, version, nil, sysext...)
+}
+
+// bakeSigned bakes a disk whose slot A's root hash is signed by sign (nil: unsigned).
+func bakeSigned(t *testing.T, dir, version string, sign *Signer, sysext ...string) string {
+	t.Helper()
 	privtest.RequireTools(t, "mkfs.erofs", "mkfs.ext4", "mkfs.fat", "mcopy")
 	kernel := filepath.Join(dir, "vmlinuz")
 	if err := os.WriteFile(kernel, []byte("not really a kernel"), 0o644); err != nil {
@@ -56,7 +62,7 @@ func bake(t *testing.T, dir, version string, sysext ...string) string {
 	}
 	out := filepath.Join(dir, "disk-"+version+".img")
 	err := Bake(context.Background(), Request{Usr: usrTree(t, version), Kernel: kernel, Version: version, Sysext: sysext,
-		Sizes: Sizes{ESP: 34 * MiB, USR: 32 * MiB, OEM: 8 * MiB, Root: 32 * MiB}, Output: out})
+		Sizes: Sizes{ESP: 34 * MiB, USR: 32 * MiB, OEM: 8 * MiB, Root: 32 * MiB}, Output: out, Sign: sign})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,19 +176,25 @@ func TestBakeReproducible(t *testing.T) {
 	}
 }
 
-// payload bakes a disk for version and writes its slot-A payload to a file.
-func payload(t *testing.T, dir, version string) (string, Record) {
+// payload writes the payload of a /usr erofs for version to a file, signed by sign if given.
+func payload(t *testing.T, dir, version string, sign ...*Signer) (string, Record) {
 	t.Helper()
 	privtest.RequireTools(t, "mkfs.erofs")
 	img := filepath.Join(dir, "usr-"+version+".erofs")
 	run(t, "mkfs.erofs", "--quiet", "-T0", "-U00000000-0000-0000-0000-000000000000", img, usrTree(t, version))
-	p := filepath.Join(dir, "usr-"+version+".payload")
+	info := PayloadInfo{Version: version, Arch: "x86-64"}
+	name := "usr-" + version
+	if len(sign) > 0 {
+		info.Sign = sign[0]
+		name += "-signed-" + strings.ReplaceAll(sign[0].Cert.Subject.CommonName, " ", "_")
+	}
+	p := filepath.Join(dir, name+".payload")
 	f, err := os.Create(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rec, err := WritePayload(context.Background(), img, PayloadInfo{Version: version, Arch: "x86-64"}, f)
+	rec, err := WritePayload(context.Background(), img, info, f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,8 +29,11 @@ func usrFS(r io.ReaderAt, size int64) (string, error) {
 	return string(k), nil
 }
 
-// PayloadInfo is what the payload's record says beyond what is computed.
-type PayloadInfo struct{ Version, Arch string }
+// PayloadInfo is what the payload's record says beyond what is computed, and who signs its root hash.
+type PayloadInfo struct {
+	Version, Arch string
+	Sign          *Signer // nil: unsigned
+}
 
 // WritePayload writes the payload of a /usr filesystem image to w at offset 0: the image padded to
 // 4 KiB, the verity superblock and tree right after it, and the record in the 4 KiB after that. The salt
@@ -73,6 +76,11 @@ func WritePayload(ctx context.Context, fsImage string, info PayloadInfo, w io.Wr
 	}
 	rec := Record{Magic: 1, Version: info.Version, Arch: info.Arch, FS: fsName, DataSize: dataSize,
 		HashOffset: dataSize, HashSize: hashSize, RootHash: hex.EncodeToString(root), Salt: hex.EncodeToString(salt[:])}
+	if info.Sign != nil {
+		if err := SignRecord(&rec, *info.Sign); err != nil {
+			return Record{}, err
+		}
+	}
 	if pad := rec.BodySize() - dataSize - hashSize; pad > 0 {
 		if err := writeAt(w, make([]byte, pad), dataSize+hashSize, "padding"); err != nil {
 			return Record{}, err
@@ -124,7 +132,7 @@ func BuildPayload(ctx context.Context, req Request, out string) (Record, error) 
 		return Record{}, err
 	}
 	defer f.Close()
-	rec, err := WritePayload(ctx, img, PayloadInfo{Version: req.Version, Arch: req.Arch}, f)
+	rec, err := WritePayload(ctx, img, PayloadInfo{Version: req.Version, Arch: req.Arch, Sign: req.Sign}, f)
 	if err != nil {
 		return Record{}, fmt.Errorf("payload: %w", err)
 	}

@@ -27,6 +27,9 @@ type Record struct {
 	Salt       string `json:"salt"`
 	// SHA256 is the hex digest of the payload body: the bytes before the record (fs image + tree).
 	SHA256 string `json:"sha256"`
+	// Signature, if set, is base64 of a detached PKCS#7 signature over RootHash (its hex string), as
+	// systemd's usr-verity-sig partition holds; an initrd with trusted certificates requires it.
+	Signature string `json:"signature,omitempty"`
 }
 
 // ErrNoRecord means the slot's last 4 KiB are zero: empty, or an install that did not finish.
@@ -59,6 +62,11 @@ func (r Record) Check() error {
 	}
 	if b, err := hex.DecodeString(r.Salt); err != nil || len(b) > 256 {
 		return fmt.Errorf("slot record: salt %q is not hex of at most 256 bytes", r.Salt)
+	}
+	if r.Signature != "" {
+		if _, err := decodeSignature(r.Signature); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -42,7 +42,8 @@ const cmdline = "console=ttyS0 panic=1 loglevel=3 init=/usr/lib/strata-test/init
 
 type world struct {
 	t      *testing.T
-	init   string // the guest's init script in /usr; "" is guestInit
+	init   string            // the guest's init script in /usr; "" is guestInit
+	files  map[string]string // more files of every /usr tree (path under /usr → content)
 	host   qemutest.Host
 	dir    string
 	strata string // static strata binary
@@ -155,6 +156,9 @@ func (w *world) usrTree(version string, healthy bool) string {
 	}
 	if healthy {
 		files["lib/strata-test/healthy"] = ""
+	}
+	for p, c := range w.files {
+		files[p] = c
 	}
 	applets, err := exec.Command("/bin/busybox", "--list").Output()
 	if err != nil {

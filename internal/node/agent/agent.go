@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/stratalinux/strata/internal/coord"
+	"github.com/stratalinux/strata/internal/ddi"
 	"github.com/stratalinux/strata/internal/download"
 	"github.com/stratalinux/strata/internal/gpt"
 	"github.com/stratalinux/strata/internal/omaha"
@@ -637,7 +638,13 @@ func (a *Agent) install(ctx context.Context) error {
 		return a.fail(CodeFilesystemCopier, fmt.Errorf("install %s: %w", o.Version, err), "install-failed")
 	}
 	defer disk.Close()
-	opt := osimage.InstallOptions{Booted: booted, Arch: a.Arch, SHA256: o.Payload.SHA256}
+	// A payload signed by a certificate the system does not trust (verity.d under Root) is refused
+	// here, not at boot; a signed booted slot requires a signed successor (osimage.CheckSignature).
+	certs, _, err := ddi.TrustedCertificates(a.Root.Path())
+	if err != nil {
+		return a.fail(CodeFilesystemCopier, fmt.Errorf("install %s: trusted certificates: %w", o.Version, err), "install-failed")
+	}
+	opt := osimage.InstallOptions{Booted: booted, Arch: a.Arch, SHA256: o.Payload.SHA256, Trusted: ddi.Certs(certs)}
 	if a.payloadChecked {
 		// This run's download hashed these bytes as they were written
 		// (and fsynced them); a restart hashes the file again.
