@@ -51,7 +51,7 @@ func VerifyRecord(rec Record, trusted []*x509.Certificate) (*x509.Certificate, e
 	}
 	signer := SignerName(rec)
 	if len(trusted) == 0 {
-		return nil, fmt.Errorf("root hash signed by %q, but no certificate is trusted to check it against (add one to /etc/verity.d)", signer)
+		return nil, &signatureError{fmt.Sprintf("root hash signed by %q, but no certificate is trusted to check it against (add one to /etc/verity.d)", signer), ErrUntrusted}
 	}
 	c, err := pkcs7.Verify(der, []byte(rec.RootHash), trusted)
 	switch {
@@ -76,6 +76,15 @@ func SignerName(rec Record) string {
 	}
 	return sig.Certificates[0].Subject.String()
 }
+
+// signatureError is a refusal with its own wording that still matches ErrUntrusted.
+type signatureError struct {
+	msg  string
+	kind error
+}
+
+func (e *signatureError) Error() string        { return e.msg }
+func (e *signatureError) Is(target error) bool { return target == e.kind }
 
 func decodeSignature(s string) ([]byte, error) {
 	if s == "" {

@@ -664,7 +664,11 @@ func (a *Agent) install(ctx context.Context) error {
 		if errors.As(err, &st) || ctx.Err() != nil {
 			return err
 		}
-		return a.fail(CodeFilesystemCopier, fmt.Errorf("install %s into slot %s: %w", o.Version, res.Target, err), "install-failed")
+		code := uint32(CodeFilesystemCopier)
+		if errors.Is(err, osimage.ErrUnsigned) || errors.Is(err, osimage.ErrUntrusted) {
+			code = CodePayloadPubKeyVerification
+		}
+		return a.fail(code, fmt.Errorf("install %s into slot %s: %w", o.Version, res.Target, err), "install-failed")
 	}
 	a.j.TargetSlot, a.j.BootedSlot, a.j.ArmedBootID = res.Target, res.Booted, a.id.BootID
 	a.j.Phase = RebootPending

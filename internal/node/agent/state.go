@@ -40,8 +40,11 @@ const (
 	CodePayloadSizeMismatch = 11
 	CodePayloadVerification = 12
 	CodeDownloadWrite       = 14
-	CodeResponseInvalid     = 34
-	CodeRollback            = omaha.CodeRollback
+	// CodePayloadPubKeyVerification (kActionCodeDownloadPayloadPubKeyVerificationError): the
+	// payload's root hash is unsigned or signed by a certificate the node does not trust.
+	CodePayloadPubKeyVerification = 18
+	CodeResponseInvalid           = 34
+	CodeRollback                  = omaha.CodeRollback
 )
 
 // Package is one payload of an offer.
