@@ -64,7 +64,7 @@ func Bake(ctx context.Context, req Request) error {
 	if err != nil {
 		return err
 	}
-	oemImg, err := buildExt4(ctx, dir, "oem", nil, req.Epoch, sizes.OEM)
+	oemImg, err := buildExt4(ctx, dir, "oem", rootContent{}, req.Epoch, sizes.OEM)
 	if err != nil {
 		return err
 	}
@@ -146,33 +146,31 @@ func KernelCmdline(partUUID gpt.GUID, rec Record) string {
 		" mount.usrfstype=" + rec.FS + " mount.usrflags=ro root=LABEL=ROOT"
 }
 
-// buildRoot is ROOT's ext4: each extension in /var/lib/extensions/, where systemd-sysext and Strata's
-// merge engine (in the initrd) find it on the first boot.
+// buildRoot is ROOT's ext4 with the extensions placed as PlaceExtension says.
 func buildRoot(ctx context.Context, dir string, req Request, size int64) (string, error) {
-	var files []fsimage.File
-	for _, s := range req.Sysext {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			return "", fmt.Errorf("bake: --sysext: %w", err)
-		}
-		files = append(files, fsimage.File{Path: "var/lib/extensions/" + filepath.Base(s), Data: b, Mode: 0o644})
+	var c rootContent
+	if err := c.placeAll(req.Sysext); err != nil {
+		return "", fmt.Errorf("bake: %w", err)
 	}
-	return buildExt4(ctx, dir, "root", files, req.Epoch, size)
+	return buildExt4(ctx, dir, "root", c, req.Epoch, size)
 }
 
 // buildExt4 makes a writable ext4 of exactly size bytes (the partition's),
 // so the node has ROOT's free space from the first boot.
-func buildExt4(ctx context.Context, dir, name string, files []fsimage.File, epoch, size int64) (string, error) {
+func buildExt4(ctx context.Context, dir, name string, c rootContent, epoch, size int64) (string, error) {
 	tree := filepath.Join(dir, name+".tree")
 	if err := os.MkdirAll(tree, 0o755); err != nil {
 		return "", err
+	}
+	if err := c.writeLinks(tree); err != nil {
+		return "", fmt.Errorf("bake: %s links: %w", name, err)
 	}
 	if err := os.Chtimes(tree, time.Unix(epoch, 0), time.Unix(epoch, 0)); err != nil {
 		return "", err
 	}
 	img := filepath.Join(dir, name+".ext4")
 	w, _ := fsimage.New("ext4")
-	if err := w.Write(ctx, tree, img, fsimage.Options{Epoch: epoch, Seed: name, Extra: files, StageDir: dir, Size: size}); err != nil {
+	if err := w.Write(ctx, tree, img, fsimage.Options{Epoch: epoch, Seed: name, Extra: c.files, StageDir: dir, Size: size}); err != nil {
 		return "", fmt.Errorf("bake: build %s ext4: %w", name, err)
 	}
 	return img, nil

@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 
 	"github.com/stratalinux/strata/internal/fsimage"
@@ -17,13 +16,14 @@ import (
 // maxRootCarry bounds what AddExtensions copies out of an existing ROOT (an untrusted image).
 const maxRootCarry = 4 << 30
 
-// AddExtensions adds extension images to ROOT's /var/lib/extensions/ on an existing OS disk image.
+// AddExtensions adds extension images to ROOT on an existing OS disk image, placed as PlaceExtension
+// says ("NAME:FILE" as bake_flatcar_image.sh, or a bare FILE in /var/lib/extensions/).
 //
 // ROOT is rebuilt rather than edited: Strata has no in-place ext4 writer, and a freshly baked ROOT
 // holds only the files Bake put there, so reading them back (internal/fsread), adding the images and
 // writing a new ext4 with internal/fsimage gives the same bytes as baking with all the extensions at
 // once. The disk is rewritten through a temp copy and a rename, so a failure leaves it as it was.
-// Only regular files and directories are carried over; anything else in ROOT is an error.
+// Regular files, directories and symbolic links are carried over; anything else in ROOT is an error.
 func AddExtensions(ctx context.Context, disk string, images []string, epoch int64) error {
 	src, err := os.Open(disk)
 	if err != nil {
@@ -47,7 +47,7 @@ func AddExtensions(ctx context.Context, disk string, images []string, epoch int6
 	if err != nil {
 		return fmt.Errorf("add extensions to %s: ROOT: %w", disk, err)
 	}
-	var files []fsimage.File
+	var c rootContent
 	var total int64
 	err = fs.WalkDir(img.FS, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -74,35 +74,33 @@ func AddExtensions(ctx context.Context, disk string, images []string, epoch int6
 			if err != nil {
 				return err
 			}
-			files = append(files, fsimage.File{Path: p, Data: b, Mode: info.Mode().Perm()})
+			c.files = append(c.files, fsimage.File{Path: p, Data: b, Mode: info.Mode().Perm()})
+			return nil
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := fs.ReadLink(img.FS, p)
+			if err != nil {
+				return err
+			}
+			if c.links == nil {
+				c.links = map[string]string{}
+			}
+			c.links[p] = target
 			return nil
 		}
-		return fmt.Errorf("ROOT holds %s, neither a file nor a directory (only Strata-baked ROOTs can be rebuilt)", p)
+		return fmt.Errorf("ROOT holds %s, neither a file, a directory nor a link (only Strata-baked ROOTs can be rebuilt)", p)
 	})
 	if err != nil {
 		return fmt.Errorf("add extensions to %s: %w", disk, err)
 	}
-	have := map[string]bool{}
-	for _, f := range files {
-		have[f.Path] = true
-	}
-	for _, e := range images {
-		b, err := os.ReadFile(e)
-		if err != nil {
-			return fmt.Errorf("add extensions: %w", err)
-		}
-		p := path.Join("var/lib/extensions", filepath.Base(e))
-		if have[p] {
-			return fmt.Errorf("add extensions to %s: ROOT already holds /%s", disk, p)
-		}
-		files = append(files, fsimage.File{Path: p, Data: b, Mode: 0o644})
+	if err := c.placeAll(images); err != nil {
+		return fmt.Errorf("add extensions to %s: %w", disk, err)
 	}
 	dir, err := os.MkdirTemp(filepath.Dir(disk), ".strata-os-ext-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	rootImg, err := buildExt4(ctx, dir, "root", files, epoch, root.Size())
+	rootImg, err := buildExt4(ctx, dir, "root", c, epoch, root.Size())
 	if err != nil {
 		return err
 	}

@@ -138,14 +138,6 @@ func (w *world) sysext(version string) string {
 	if err := fw.Write(context.Background(), tree, out, fsimage.Options{Seed: "hello-" + version}); err != nil {
 		t.Fatal(err)
 	}
-	if version == "1" {
-		// Baked in as ROOT's /var/lib/extensions/hello.raw.
-		named := filepath.Join(w.dir, "hello.raw")
-		if err := os.Rename(out, named); err != nil {
-			t.Fatal(err)
-		}
-		return named
-	}
 	return out
 }
 
@@ -195,10 +187,11 @@ func TestAgentUpdatesNodeInQEMU(t *testing.T) {
 	disk := filepath.Join(w.dir, "node.img")
 	sizes := osimage.Sizes{USR: 64 * osimage.MiB, Root: 160 * osimage.MiB, ESP: 64 * osimage.MiB}
 	must(osimage.Bake(ctx, osimage.Request{Usr: w.usrTree("1.0.0", true), Kernel: w.host.Kernel, Initrd: w.initrd, Version: "1.0.0",
-		Sysext: []string{hello1}, Sizes: sizes, Output: disk}))
+		Sysext: []string{"hello:" + hello1}, Sizes: sizes, Output: disk}))
 	const mid = "5747a7a0c0ffee000000000000000001"
 
-	// Boot 1, slot A: the baked extension is merged; the agent installs
+	// Boot 1, slot A: the baked extension (bake_flatcar_image.sh's layout: the image in /opt/extensions/,
+	// /etc/extensions/hello.raw linking to it) is merged through the link; the agent installs
 	// 2.0.0 into B, takes the lock and reboots.
 	m := w.bootNet("agent-1-A", disk)
 	w.expectUp(m, "1.0.0")
@@ -248,7 +241,7 @@ func TestAgentUpdatesNodeInQEMU(t *testing.T) {
 	// first boot's init from the /usr tree's script: the baked disk's
 	// /usr (1.0.0) carries node 1's id, so give node 2 its own /usr.
 	must(osimage.Bake(ctx, osimage.Request{Usr: w.usrTree("1.0.0", true), Kernel: w.host.Kernel, Initrd: w.initrd, Version: "1.0.0",
-		Sysext: []string{hello1}, Sizes: sizes, Output: disk2}))
+		Sysext: []string{"hello:" + hello1}, Sizes: sizes, Output: disk2}))
 	const mid2 = "5747a7a0c0ffee000000000000000002"
 	m = w.bootNet("agent-3-A", disk2)
 	w.expectUp(m, "1.0.0")
