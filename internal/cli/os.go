@@ -68,7 +68,7 @@ func newOSBakeCommand(env *Env) *cobra.Command {
 	f.StringVar(&req.Initrd, "initrd", "", "initrd, copied to EFI-SYSTEM /strata/initrd")
 	f.StringVar(&req.Version, "version", "0.0.0", "version of slot A's /usr")
 	f.StringVar(&req.Arch, "arch", "x86-64", "architecture recorded in the slot")
-	f.StringArrayVar(&req.Sysext, "sysext", nil, "extension image for ROOT (repeatable): NAME:FILE as bake_flatcar_image.sh (FILE in /opt/extensions/, link /etc/extensions/NAME.raw, NAME.conf beside FILE to /etc/sysupdate.NAME.d/), or FILE alone in /var/lib/extensions/")
+	f.StringSliceVar(&req.Sysext, "sysext", nil, "extension image for ROOT (repeatable): NAME:FILE as bake_flatcar_image.sh (FILE in /opt/extensions/, link /etc/extensions/NAME.raw, NAME.conf beside FILE to /etc/sysupdate.NAME.d/), or FILE alone in /var/lib/extensions/")
 	f.Int64Var(&usrMiB, "usr-size", 0, "size of each /usr slot in MiB (default 256)")
 	f.Int64Var(&rootMiB, "root-size", 0, "size of ROOT in MiB (default 128)")
 	f.Int64Var(&espMiB, "esp-size", 0, "size of EFI-SYSTEM in MiB (default 64)")
