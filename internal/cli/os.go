@@ -33,7 +33,7 @@ it. Every slot command works on the booted disk or on an image file (--disk).`,
 func newOSBakeCommand(env *Env) *cobra.Command {
 	var req osimage.Request
 	var usrMiB, rootMiB, espMiB, oemMiB int64
-	var payloadOut string
+	var payloadOut, bootloader string
 	var sign osSignFlags
 	cmd := &cobra.Command{
 		Use:   "bake --usr DIR|IMAGE --kernel FILE --output DISK",
@@ -55,10 +55,24 @@ func newOSBakeCommand(env *Env) *cobra.Command {
 				return fmt.Errorf("os bake: --kernel FILE and --output DISK are required (or --usr-payload FILE for a payload only)")
 			}
 			req.Sizes = osimage.Sizes{ESP: espMiB * osimage.MiB, USR: usrMiB * osimage.MiB, OEM: oemMiB * osimage.MiB, Root: rootMiB * osimage.MiB}
+			switch bootloader {
+			case "auto":
+				// systemd-boot when the host has it and there is an initrd for its entry.
+				if req.Initrd != "" {
+					req.Bootloader = osimage.DefaultBootloader(req.Arch)
+				}
+			case "none", "":
+			default:
+				req.Bootloader = bootloader
+			}
 			if err := osimage.Bake(ctx, req); err != nil {
 				return err
 			}
-			fmt.Fprintf(env.Stdout, "baked %s (slot A: %s)\n", req.Output, req.Version)
+			boot := "no EFI boot loader: boot /strata/vmlinuz and /strata/initrd directly"
+			if req.Bootloader != "" {
+				boot = "UEFI: systemd-boot from " + req.Bootloader
+			}
+			fmt.Fprintf(env.Stdout, "baked %s (slot A: %s; %s)\n", req.Output, req.Version, boot)
 			return nil
 		},
 	}
@@ -77,6 +91,8 @@ func newOSBakeCommand(env *Env) *cobra.Command {
 	f.StringVar(&req.Output, "output", "", "the disk image to write")
 	f.StringVar(&payloadOut, "usr-payload", "", "write only the /usr slot payload (for os install) to this file")
 	sign.bind(cmd, "slot A's")
+	f.StringVar(&bootloader, "bootloader", "auto", "systemd-boot EFI binary for EFI-SYSTEM (with a loader entry for the kernel and --initrd), so UEFI firmware boots the disk: a FILE, none, or auto (systemd-boot from /usr/lib/systemd/boot/efi when there and --initrd is given)")
+	f.StringVar(&req.Cmdline, "cmdline", "console=tty0 console=ttyS0,115200n8", "kernel command line options added to the loader entry's (root=LABEL=ROOT mount.usrflags=ro)")
 	return cmd
 }
 

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/stratalinux/strata/internal/fsimage"
@@ -30,6 +31,43 @@ type Request struct {
 	Epoch   int64 // timestamps inside the filesystems
 	Output  string
 	Sign    *Signer // signs slot A's (or the payload's) root hash; nil: unsigned
+	// Bootloader is a systemd-boot EFI binary installed on EFI-SYSTEM as the removable-media loader
+	// (EFI/BOOT/BOOTX64.EFI), with a loader entry for /strata/vmlinuz and /strata/initrd, so UEFI
+	// firmware boots the disk by itself; "" installs none (boot the kernel directly). Needs Initrd.
+	Bootloader string
+	// Cmdline is appended to the loader entry's options (e.g. console=); see EntryOptions.
+	Cmdline string
+}
+
+// EntryOptions is the kernel command line of the loader entry: one for both slots, so it does not pin
+// a slot (no verity.usr=): Strata's initrd picks it on the GPT and takes the root hash from the slot
+// record (signed, with os initrd --trust). extra is appended.
+func EntryOptions(extra string) string {
+	return strings.TrimSpace("root=LABEL=ROOT mount.usrflags=ro " + extra)
+}
+
+// efiArch names the removable-media loader and systemd-boot's file for an architecture.
+func efiArch(arch string) (removable, sdboot string, err error) {
+	switch arch {
+	case "x86-64", "":
+		return "BOOTX64.EFI", "systemd-bootx64.efi", nil
+	case "arm64":
+		return "BOOTAA64.EFI", "systemd-bootaa64.efi", nil
+	}
+	return "", "", fmt.Errorf("no EFI boot loader name for architecture %s (x86-64 or arm64)", arch)
+}
+
+// DefaultBootloader is where Debian's systemd-boot-efi puts systemd-boot for arch; "" when absent.
+func DefaultBootloader(arch string) string {
+	_, sd, err := efiArch(arch)
+	if err != nil {
+		return ""
+	}
+	p := "/usr/lib/systemd/boot/efi/" + sd
+	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+		return p
+	}
+	return ""
 }
 
 // Bake writes a whole OS disk image to req.Output (temp file + rename): GPT, EFI-SYSTEM with the kernel,
@@ -207,21 +245,48 @@ func buildESP(ctx context.Context, dir string, req Request, size int64, cmdline 
 	if err := run("mkfs.fat", "-C", "--invariant", "-i", volID, "-n", "EFI-SYSTEM", img, strconv.FormatInt(size/1024, 10)); err != nil {
 		return "", err
 	}
-	if err := run("mmd", "-i", img, "::/strata"); err != nil {
-		return "", err
-	}
+	dirs := []string{"::/strata"}
+	type espFile struct{ name, flag, src string }
 	cmdlineFile := filepath.Join(dir, "cmdline")
 	if err := os.WriteFile(cmdlineFile, []byte(cmdline+"\n"), 0o644); err != nil {
 		return "", err
 	}
+	files := []espFile{{"strata/vmlinuz", "kernel", req.Kernel}, {"strata/initrd", "initrd", req.Initrd}, {"strata/cmdline", "cmdline", cmdlineFile}}
+	if req.Bootloader != "" {
+		if req.Initrd == "" {
+			return "", fmt.Errorf("bake: --bootloader needs --initrd: the loader entry boots /strata/vmlinuz with Strata's initrd")
+		}
+		removable, sdboot, err := efiArch(req.Arch)
+		if err != nil {
+			return "", fmt.Errorf("bake: %w", err)
+		}
+		loaderConf := filepath.Join(dir, "loader.conf")
+		// timeout 0: no menu; editor no: the command line cannot be edited at the console.
+		if err := os.WriteFile(loaderConf, []byte("timeout 0\ndefault strata.conf\neditor no\n"), 0o644); err != nil {
+			return "", err
+		}
+		entry := filepath.Join(dir, "strata.conf")
+		body := "title Strata OS\nlinux /strata/vmlinuz\ninitrd /strata/initrd\noptions " + EntryOptions(req.Cmdline) + "\n"
+		if err := os.WriteFile(entry, []byte(body), 0o644); err != nil {
+			return "", err
+		}
+		dirs = append(dirs, "::/EFI", "::/EFI/BOOT", "::/EFI/systemd", "::/loader", "::/loader/entries")
+		files = append(files, espFile{"EFI/BOOT/" + removable, "bootloader", req.Bootloader}, espFile{"EFI/systemd/" + sdboot, "bootloader", req.Bootloader},
+			espFile{"loader/loader.conf", "bootloader", loaderConf}, espFile{"loader/entries/strata.conf", "bootloader", entry})
+	}
+	for _, d := range dirs {
+		if err := run("mmd", "-i", img, d); err != nil {
+			return "", err
+		}
+	}
 	// A fixed order: the FAT directory lists files in the order they were copied.
-	for _, e := range []struct{ name, flag, src string }{{"vmlinuz", "kernel", req.Kernel}, {"initrd", "initrd", req.Initrd}, {"cmdline", "cmdline", cmdlineFile}} {
+	for i, e := range files {
 		name, src := e.name, e.src
 		if src == "" {
 			continue
 		}
 		// mcopy -m keeps the source's mtime: a staged copy with the epoch's time makes the FAT reproducible.
-		staged := filepath.Join(dir, "esp-"+name)
+		staged := filepath.Join(dir, "esp-"+strconv.Itoa(i))
 		b, err := os.ReadFile(src)
 		if err != nil {
 			return "", fmt.Errorf("bake: --%s: %w", e.flag, err)
@@ -232,7 +297,7 @@ func buildESP(ctx context.Context, dir string, req Request, size int64, cmdline 
 		if err := os.Chtimes(staged, time.Unix(req.Epoch, 0), time.Unix(req.Epoch, 0)); err != nil {
 			return "", err
 		}
-		if err := run("mcopy", "-m", "-i", img, staged, "::/strata/"+name); err != nil {
+		if err := run("mcopy", "-m", "-i", img, staged, "::/"+name); err != nil {
 			return "", err
 		}
 	}

@@ -181,6 +181,29 @@ type Config struct {
 	Net      *Net
 	// ExtraArgs go at the end of QEMU's command line.
 	ExtraArgs []string
+	// Firmware, when set, boots through UEFI: OVMF's code (read-only) and a writable copy of its
+	// variable store, Firmware.Vars. Kernel may then be empty: the firmware boots the first disk.
+	Firmware *Firmware
+}
+
+// Firmware is a UEFI firmware for Config.
+type Firmware struct{ Code, Vars string }
+
+// OVMF finds Debian's OVMF (package ovmf) and copies its variable store into dir.
+func OVMF(dir string) (*Firmware, error) {
+	const code, vars = "/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"
+	b, err := os.ReadFile(vars)
+	if err != nil {
+		return nil, fmt.Errorf("no OVMF (apt-get install ovmf; run ./scripts/deps test): %w", err)
+	}
+	if _, err := os.Stat(code); err != nil {
+		return nil, fmt.Errorf("no OVMF (apt-get install ovmf; run ./scripts/deps test): %w", err)
+	}
+	v := filepath.Join(dir, "OVMF_VARS.fd")
+	if err := os.WriteFile(v, b, 0o644); err != nil {
+		return nil, err
+	}
+	return &Firmware{Code: code, Vars: v}, nil
 }
 
 // Line is one line of console output and when its end arrived, counted
@@ -240,10 +263,16 @@ func Args(c Config) []string {
 		"-m", mem, "-smp", strconv.Itoa(cpus),
 		"-nodefaults", "-no-user-config", "-display", "none",
 		"-serial", "stdio", "-monitor", "none",
-		"-kernel", c.Kernel, "-append", app,
 	}
-	if c.Initrd != "" {
-		args = append(args, "-initrd", c.Initrd)
+	if c.Firmware != nil {
+		args = append(args, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+escape(c.Firmware.Code),
+			"-drive", "if=pflash,format=raw,unit=1,file="+escape(c.Firmware.Vars))
+	}
+	if c.Kernel != "" {
+		args = append(args, "-kernel", c.Kernel, "-append", app)
+		if c.Initrd != "" {
+			args = append(args, "-initrd", c.Initrd)
+		}
 	}
 	if c.NoReboot {
 		args = append(args, "-no-reboot")
@@ -273,7 +302,7 @@ func escape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
 // and the console goes to the test log if the test failed.
 func Start(t testing.TB, c Config) *Machine {
 	t.Helper()
-	if c.Kernel == "" {
+	if c.Kernel == "" && c.Firmware == nil {
 		t.Fatal("qemutest: Config.Kernel is empty (use Require(t).Kernel)")
 	}
 	m, err := Boot(c, filepath.Join(t.TempDir(), "console.log"))
@@ -293,10 +322,10 @@ func Start(t testing.TB, c Config) *Machine {
 // Boot starts QEMU for c with the console copied to logPath, for callers
 // without a *testing.T (benchmarks). The caller must Kill the machine.
 func Boot(c Config, logPath string) (*Machine, error) {
-	if c.Kernel == "" {
+	if c.Kernel == "" && c.Firmware == nil {
 		return nil, errors.New("no kernel to boot")
 	}
-	if !c.BzImage {
+	if !c.BzImage && c.Kernel != "" {
 		if k, err := PVHKernel(c.Kernel); err == nil {
 			c.Kernel = k
 		}
