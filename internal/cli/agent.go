@@ -50,6 +50,16 @@ Configured by /etc/strata/update.conf over /etc/flatcar/update.conf over
 			if err := a.Start(ctx); err != nil {
 				return fmt.Errorf("agent: %w", err)
 			}
+			// The daemon idles on one core and takes them all for a payload (see Agent.Parallel).
+			procs := runtime.GOMAXPROCS(0)
+			a.Parallel = func(on bool) {
+				if on {
+					runtime.GOMAXPROCS(procs)
+				} else {
+					runtime.GOMAXPROCS(1)
+				}
+			}
+			a.Parallel(false)
 			if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				return fmt.Errorf("agent: %w", err)
 			}
