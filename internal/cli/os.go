@@ -55,16 +55,7 @@ func newOSBakeCommand(env *Env) *cobra.Command {
 				return fmt.Errorf("os bake: --kernel FILE and --output DISK are required (or --usr-payload FILE for a payload only)")
 			}
 			req.Sizes = osimage.Sizes{ESP: espMiB * osimage.MiB, USR: usrMiB * osimage.MiB, OEM: oemMiB * osimage.MiB, Root: rootMiB * osimage.MiB}
-			switch bootloader {
-			case "auto":
-				// systemd-boot when the host has it and there is an initrd for its entry.
-				if req.Initrd != "" {
-					req.Bootloader = osimage.DefaultBootloader(req.Arch)
-				}
-			case "none", "":
-			default:
-				req.Bootloader = bootloader
-			}
+			req.Bootloader = osimage.ChooseBootloader(bootloader, req.Arch, req.Initrd != "")
 			if err := osimage.Bake(ctx, req); err != nil {
 				return err
 			}

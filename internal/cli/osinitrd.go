@@ -2,9 +2,7 @@ package cli
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -40,10 +38,7 @@ from MODULES-DIR/VERSION. The same inputs give the same bytes.`,
 			}
 			bin, err := initrd.ReadStaticBinary(strata)
 			if err != nil {
-				if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
-					return fmt.Errorf("os initrd: --strata: %w", err)
-				}
-				return fmt.Errorf("os initrd: --strata %w", err)
+				return fmt.Errorf("os initrd: --strata: %w", err)
 			}
 			tree, err := initrd.ModuleTree(modDir, kver)
 			if err != nil {

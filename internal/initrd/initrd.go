@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/stratalinux/strata/internal/limitread"
 	"github.com/stratalinux/strata/internal/pkcs7"
 )
 
@@ -151,13 +152,10 @@ func ReadTrust(paths []string) ([]TrustedCert, error) {
 		if err != nil {
 			return nil, err
 		}
-		b, err := io.ReadAll(io.LimitReader(f, maxCertFile+1))
+		b, err := limitread.ReadAll(f, maxCertFile)
 		f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-		if len(b) > maxCertFile {
-			return nil, fmt.Errorf("%s: larger than %d bytes, not a certificate", p, maxCertFile)
+			return nil, fmt.Errorf("%s: %w (a certificate is at most %d bytes)", p, err, maxCertFile)
 		}
 		if _, err := pkcs7.ParseCertificatesPEM(b); err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)

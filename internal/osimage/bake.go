@@ -57,6 +57,22 @@ func efiArch(arch string) (removable, sdboot string, err error) {
 	return "", "", fmt.Errorf("no EFI boot loader name for architecture %s (x86-64 or arm64)", arch)
 }
 
+// ChooseBootloader turns os bake's --bootloader into Request.Bootloader: "auto" is the host's
+// systemd-boot (DefaultBootloader) when there is an initrd for its entry, "none" or "" is none, and
+// anything else is the file to install.
+func ChooseBootloader(choice, arch string, haveInitrd bool) string {
+	switch choice {
+	case "auto":
+		if haveInitrd {
+			return DefaultBootloader(arch)
+		}
+		return ""
+	case "none", "":
+		return ""
+	}
+	return choice
+}
+
 // DefaultBootloader is where Debian's systemd-boot-efi puts systemd-boot for arch; "" when absent.
 func DefaultBootloader(arch string) string {
 	_, sd, err := efiArch(arch)

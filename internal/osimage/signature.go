@@ -45,15 +45,15 @@ func VerifyRecord(rec Record, trusted []*x509.Certificate) (*x509.Certificate, e
 	if rec.Signature == "" {
 		return nil, ErrUnsigned
 	}
-	der, err := decodeSignature(rec.Signature)
+	sig, err := parseSignature(rec.Signature)
 	if err != nil {
 		return nil, err
 	}
-	signer := SignerName(rec)
+	signer := signerOf(sig)
 	if len(trusted) == 0 {
 		return nil, &signatureError{fmt.Sprintf("root hash signed by %q, but no certificate is trusted to check it against (add one to /etc/verity.d)", signer), ErrUntrusted}
 	}
-	c, err := pkcs7.Verify(der, []byte(rec.RootHash), trusted)
+	c, err := sig.Verify([]byte(rec.RootHash), trusted)
 	switch {
 	case errors.Is(err, pkcs7.ErrUntrusted):
 		return nil, fmt.Errorf("root hash signed by %q: %w", signer, ErrUntrusted)
@@ -66,15 +66,31 @@ func VerifyRecord(rec Record, trusted []*x509.Certificate) (*x509.Certificate, e
 // SignerName names the certificate embedded in a record's signature (its subject), for status output;
 // "" when unsigned or unreadable. It says who signed, not that the signer is trusted.
 func SignerName(rec Record) string {
-	der, err := decodeSignature(rec.Signature)
+	sig, err := parseSignature(rec.Signature)
 	if err != nil {
 		return ""
 	}
-	sig, err := pkcs7.Parse(der)
-	if err != nil || len(sig.Certificates) == 0 {
+	return signerOf(sig)
+}
+
+func signerOf(sig *pkcs7.Signature) string {
+	if len(sig.Certificates) == 0 {
 		return ""
 	}
 	return sig.Certificates[0].Subject.String()
+}
+
+// parseSignature decodes and parses a record's signature field.
+func parseSignature(s string) (*pkcs7.Signature, error) {
+	der, err := decodeSignature(s)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := pkcs7.Parse(der)
+	if err != nil {
+		return nil, fmt.Errorf("slot record: signature: %w", err)
+	}
+	return sig, nil
 }
 
 // signatureError is a refusal with its own wording that still matches ErrUntrusted.

@@ -10,17 +10,17 @@ import (
 	"github.com/stratalinux/strata/internal/testutil/keytest"
 )
 
-func signerOf(k keytest.Key) *Signer { return &Signer{Key: k.Signer, Cert: k.Cert} }
+func testSigner(k keytest.Key) *Signer { return &Signer{Key: k.Signer, Cert: k.Cert} }
 
 // TestInstallChecksRootHashSignature: on a disk whose slot A is signed, only a payload signed by a
 // trusted certificate is armed; anything else is refused before the target is touched.
 func TestInstallChecksRootHashSignature(t *testing.T) {
 	vendor, mallory := keytest.New(t, "OS vendor"), keytest.New(t, "Mallory")
 	dir := t.TempDir()
-	signedBase := bakeSigned(t, filepath.Join(dir), "1.0.0", signerOf(vendor))
+	signedBase := bakeSigned(t, dir, "1.0.0", testSigner(vendor))
 	unsignedBase := bake(t, t.TempDir(), "1.0.0")
-	byVendor, _ := payload(t, dir, "2.0.0", signerOf(vendor))
-	byMallory, _ := payload(t, dir, "2.0.0", signerOf(mallory))
+	byVendor, _ := payload(t, dir, "2.0.0", testSigner(vendor))
+	byMallory, _ := payload(t, dir, "2.0.0", testSigner(mallory))
 	unsigned, _ := payload(t, dir, "2.0.0")
 	trusted := []*x509.Certificate{vendor.Cert}
 
@@ -67,7 +67,7 @@ func TestSignedRecordRoundTripAndBounds(t *testing.T) {
 	k := keytest.New(t, "OS vendor")
 	rec := Record{Version: "1.2.3", Arch: "x86-64", FS: "erofs", DataSize: 8192, HashOffset: 8192, HashSize: verityHashSize(8192),
 		RootHash: strings.Repeat("ab", 32), Salt: "0011", SHA256: strings.Repeat("cd", 32)}
-	if err := SignRecord(&rec, *signerOf(k)); err != nil {
+	if err := SignRecord(&rec, *testSigner(k)); err != nil {
 		t.Fatal(err)
 	}
 	b, err := EncodeRecord(rec)

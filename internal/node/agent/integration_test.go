@@ -512,6 +512,19 @@ func newFakeOmaha(t *testing.T, files map[string][]byte) *fakeOmaha {
 	return f
 }
 
+// failures returns the events the server got and, of them, the 3/0 failures.
+func (f *fakeOmaha) failures() (events, fails []string) {
+	f.mu.Lock()
+	events = slices.Clone(f.events)
+	f.mu.Unlock()
+	for _, ev := range events {
+		if strings.HasPrefix(ev, "3/0") {
+			fails = append(fails, ev)
+		}
+	}
+	return events, fails
+}
+
 func offerXML(base, version, name string, size int64, sha256b64 string, extra string) []byte {
 	return []byte(`<?xml version="1.0" encoding="UTF-8"?>
 <response protocol="3.0" server="fake"><daystart elapsed_seconds="0"></daystart><app appid="{` + osApp + `}" status="ok">
@@ -576,15 +589,7 @@ func TestAgentRefusesHostileAnswers(t *testing.T) {
 					t.Fatalf("journal after a refused answer: %+v", j)
 				}
 			}
-			f.mu.Lock()
-			evs := f.events
-			f.mu.Unlock()
-			var fails []string
-			for _, ev := range evs {
-				if strings.HasPrefix(ev, "3/0") {
-					fails = append(fails, ev)
-				}
-			}
+			evs, fails := f.failures()
 			if tc.event == "" && len(fails) != 0 || tc.event != "" && (len(fails) != 1 || !strings.HasPrefix(fails[0], tc.event)) {
 				t.Fatalf("events %q, want the failure %q", evs, tc.event)
 			}

@@ -47,15 +47,7 @@ func TestAgentRefusesUntrustedSignature(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `signed by "CN=Mallory"`) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("error %v, want one line naming the untrusted signer", err)
 	}
-	f.mu.Lock()
-	evs := f.events
-	f.mu.Unlock()
-	var fails []string
-	for _, ev := range evs {
-		if strings.HasPrefix(ev, "3/0") {
-			fails = append(fails, ev)
-		}
-	}
+	evs, fails := f.failures()
 	if len(fails) != 1 || fails[0] != "3/0:268435474" { // 18 | kActionCodeNonDefaultServer (1<<28)
 		t.Fatalf("events %q, want one 3/0:268435474", evs)
 	}

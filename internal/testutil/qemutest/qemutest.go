@@ -192,11 +192,9 @@ type Firmware struct{ Code, Vars string }
 // OVMF finds Debian's OVMF (package ovmf) and copies its variable store into dir.
 func OVMF(dir string) (*Firmware, error) {
 	const code, vars = "/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"
-	b, err := os.ReadFile(vars)
-	if err != nil {
-		return nil, fmt.Errorf("no OVMF (apt-get install ovmf; run ./scripts/deps test): %w", err)
-	}
-	if _, err := os.Stat(code); err != nil {
+	_, err := os.Stat(code)
+	b, verr := os.ReadFile(vars)
+	if err = errors.Join(err, verr); err != nil {
 		return nil, fmt.Errorf("no OVMF (apt-get install ovmf; run ./scripts/deps test): %w", err)
 	}
 	v := filepath.Join(dir, "OVMF_VARS.fd")
